@@ -1,0 +1,459 @@
+"""Presets: TOML files that script a zoom video as segments over time.
+
+Everything is validated before frame 0, and every error names the file, the key path (e.g.
+`segments[2].zoom`) and what to write instead. Segment spans and keyframe times are stored
+as fractions of the video, so `--seconds`, `--frames` or `--fps` stretch a journey rather
+than cut it off."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, fields, replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .dream import FRAME_DREAM, DreamSettings
+from .errors import UserError, closest
+from .models import BACKBONES, DEFAULT_MODEL, categories, check_layer, describe_layers, get_backbone
+from .motion import Motion
+from .objectives import DEFAULT_OBJECTIVE, Objective, class_index, parse_objective
+
+# Shipped presets: inside the package when installed from a wheel, the repo's presets/ otherwise.
+_HERE = Path(__file__).resolve().parent
+PRESET_DIR = next((d for d in (_HERE / "presets", _HERE.parent / "presets") if d.is_dir()), _HERE / "presets")
+EASES = ("linear", "smooth")
+
+# Keys a segment may keyframe, with their range checks: (kind, lower bound, bound inclusive?)
+_NUMERIC: dict[str, tuple[type, float | None, bool]] = {
+    "octaves": (int, 1, True),
+    "octave_scale": (float, 1.0, False),
+    "steps": (int, 0, True),
+    "step_size": (float, 0.0, False),
+    "jitter": (int, 0, True),
+    "tile": (int, 0, True),
+    "tile_overlap": (int, 0, True),
+    "blur": (float, 0.0, True),
+    "zoom": (float, 0.0, False),
+    "rotate": (float, None, True),
+    "pan_x": (float, None, True),
+    "pan_y": (float, None, True),
+}
+_DREAM_KEYS = {f.name for f in fields(DreamSettings)} & set(_NUMERIC)
+_MOTION_KEYS = {f.name for f in fields(Motion)}
+_SEGMENT_KEYS = set(_NUMERIC) | {"seconds", "frames", "objective", "blend", "ease"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """A constant or keyframes [(fraction of the segment, value), …]."""
+
+    keys: tuple[tuple[float, float], ...]
+    ease: str = "linear"
+
+    def at(self, u: float) -> float:
+        keys = self.keys
+        if u <= keys[0][0] or len(keys) == 1:
+            return keys[0][1]
+        for (u0, v0), (u1, v1) in zip(keys, keys[1:]):
+            if u <= u1:
+                t = (u - u0) / (u1 - u0) if u1 > u0 else 1.0
+                return v0 + (v1 - v0) * _ease(t, self.ease)
+        return keys[-1][1]
+
+
+def _ease(t: float, ease: str) -> float:
+    return t * t * (3 - 2 * t) if ease == "smooth" else t
+
+
+@dataclass(frozen=True)
+class Segment:
+    span: tuple[float, float]  # fractions of the whole video
+    objective: Objective
+    params: tuple[tuple[str, Param], ...]
+    blend: int = 0  # frames over which objective and parameters cross-fade from the previous segment
+    ease: str = "linear"
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str = "custom"
+    description: str = ""
+    model: str = DEFAULT_MODEL
+    width: int = 512
+    height: int = 512
+    fps: float = 24.0
+    seconds: float = 10.0
+    seed: int = 0
+    start: str = "noise"  # noise | photo | #rrggbb
+    crf: int = 18
+    loop: bool = False
+    loop_seconds: float = 1.0  # length of the cross-fade that closes a loop
+    color: str = "match"  # match | off: pull each frame's colour statistics toward the first frame's
+    color_strength: float = 0.1
+    warmup: bool = True  # dream frame 0 like a still (all octaves), so the video opens on a dream
+    precision: str = "fp32"
+    segments: tuple[Segment, ...] = ()
+    source: str = "<built-in>"
+
+    @property
+    def frames(self) -> int:
+        return max(1, round(self.seconds * self.fps))
+
+    def with_overrides(self, **kw: Any) -> Preset:
+        """Apply command-line flags (None means 'not given'), validated like preset keys."""
+        given = {k: v for k, v in kw.items() if v is not None}
+        if "frames" in given:
+            frames = given.pop("frames")
+            _check_number(frames, "--frames", int, 1, True, self.source)
+            given["seconds"] = frames / given.get("fps", self.fps)
+        for key, value in given.items():
+            if key in _TOP_CHECKS:
+                _TOP_CHECKS[key](value, f"--{key.replace('_', '-')}", "command line")
+        out = replace(self, **given)
+        _check_size(out.width, out.height, "--size", "command line")
+        return out
+
+    def schedule(self) -> Schedule:
+        return Schedule(self)
+
+    def layers_used(self) -> set[str]:
+        return {t.layer for s in self.segments for t in s.objective.terms}
+
+
+def _err(source: str, path: str, problem: str, fix: str) -> UserError:
+    return UserError(f"{source}: {path}: {problem}", fix)
+
+
+def _check_number(v: Any, path: str, kind: type, lo: float | None, inclusive: bool, source: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise _err(source, path, f"must be a number, got {type(v).__name__} {v!r}", "write a number")
+    if kind is int and not float(v).is_integer():
+        raise _err(source, path, f"must be a whole number, got {v}", "drop the fraction")
+    if not math.isfinite(v):
+        raise _err(source, path, f"must be finite, got {v}", "write a finite number")
+    if lo is not None and (v < lo or (v == lo and not inclusive)):
+        bound = f"at least {lo:g}" if inclusive else f"greater than {lo:g}"
+        raise _err(source, path, f"must be {bound}, got {v}", f"use a value {bound}")
+    return v
+
+
+def _check_size(w: int, h: int, path: str, source: str) -> None:
+    if w < 32 or h < 32:
+        raise _err(source, path, f"{w}x{h} is too small", "use at least 32x32")
+    if w * h > 8192 * 8192:
+        raise _err(source, path, f"{w}x{h} is too large", "use at most 8192x8192 pixels in all")
+    if w % 2 or h % 2:
+        raise _err(source, path, f"{w}x{h} has an odd side; H.264 yuv420p needs even sides",
+                   f"use {w + w % 2}x{h + h % 2}")
+
+
+def parse_size(v: Any, path: str = "size", source: str = "command line") -> tuple[int, int]:
+    if isinstance(v, str):
+        parts = v.lower().replace("×", "x").split("x")
+        try:
+            w, h = (int(parts[0]), int(parts[1])) if len(parts) == 2 else (int(parts[0]), int(parts[0]))
+        except ValueError:
+            raise _err(source, path, f"cannot read size {v!r}", "write WIDTHxHEIGHT, e.g. 512x512") from None
+    elif isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+        w, h = v
+    elif isinstance(v, int) and not isinstance(v, bool):
+        w = h = v
+    else:
+        raise _err(source, path, f"cannot read size {v!r}", 'write "512x512" or [512, 512]')
+    _check_size(w, h, path, source)
+    return w, h
+
+
+def _check_str(choices: tuple[str, ...]):
+    def check(v, path, source):
+        if v not in choices:
+            raise _err(source, path, f"unknown value {v!r}", f"use one of {', '.join(choices)}")
+        return v
+
+    return check
+
+
+def _check_start(v, path, source):
+    if isinstance(v, str) and (v in ("noise", "photo") or _hex_colour(v) is not None):
+        return v
+    raise _err(source, path, f"unknown start {v!r}", 'use "noise", "photo" or a colour like "#204060"')
+
+
+def _hex_colour(v: str) -> tuple[float, float, float] | None:
+    if len(v) == 7 and v.startswith("#"):
+        try:
+            return tuple(int(v[i : i + 2], 16) / 255 for i in (1, 3, 5))  # type: ignore[return-value]
+        except ValueError:
+            return None
+    return None
+
+
+def _typed(kind: type, lo: float | None = None, inclusive: bool = True):
+    def check(v, path, source):
+        if kind is bool:
+            if not isinstance(v, bool):
+                raise _err(source, path, f"must be true or false, got {v!r}", "write true or false")
+            return v
+        if kind is str:
+            if not isinstance(v, str):
+                raise _err(source, path, f"must be a string, got {v!r}", "quote the value")
+            return v
+        return kind(_check_number(v, path, kind, lo, inclusive, source))
+
+    return check
+
+
+def _check_model(v, path, source):
+    if v not in BACKBONES:
+        raise _err(source, path, f"unknown model {v!r}", closest(str(v), BACKBONES))
+    return v
+
+
+_TOP_CHECKS = {
+    "name": _typed(str),
+    "description": _typed(str),
+    "model": _check_model,
+    "fps": _typed(float, 0, False),
+    "seconds": _typed(float, 0, False),
+    "seed": _typed(int, 0, True),
+    "start": _check_start,
+    "crf": _typed(int, 0, True),
+    "loop": _typed(bool),
+    "loop_seconds": _typed(float, 0, False),
+    "color": _check_str(("match", "off")),
+    "color_strength": _typed(float, 0, True),
+    "warmup": _typed(bool),
+    "precision": _check_str(("fp32", "bf16", "fp16")),
+}
+_TOP_KEYS = set(_TOP_CHECKS) | {"size", "frames", "segments"}
+
+
+def parse_preset(data: dict[str, Any], source: str = "<preset>") -> Preset:
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        k = sorted(unknown)[0]
+        raise _err(source, k, "unknown key", closest(k, sorted(_TOP_KEYS)))
+    kw: dict[str, Any] = {}
+    for key, check in _TOP_CHECKS.items():
+        if key in data:
+            kw[key] = check(data[key], key, source)
+    if "crf" in kw and kw["crf"] > 51:
+        raise _err(source, "crf", f"must be 0–51, got {kw['crf']}", "18 is visually lossless")
+    if "size" in data:
+        kw["width"], kw["height"] = parse_size(data["size"], "size", source)
+    fps = kw.get("fps", Preset.fps)
+    if "frames" in data:
+        if "seconds" in data:
+            raise _err(source, "frames", "both frames and seconds are set", "keep one of them")
+        kw["seconds"] = _check_number(data["frames"], "frames", int, 1, True, source) / fps
+    preset = Preset(source=source, **kw)
+    raw_segments = data.get("segments", [{}])
+    if not isinstance(raw_segments, list) or not raw_segments or not all(isinstance(s, dict) for s in raw_segments):
+        raise _err(source, "segments", "must be a list of tables", "write [[segments]] blocks")
+    segments = _parse_segments(raw_segments, preset, source)
+    preset = replace(preset, segments=segments)
+    check_names(preset)
+    return preset
+
+
+def _parse_segments(raw: list[dict], preset: Preset, source: str) -> tuple[Segment, ...]:
+    total = preset.seconds
+    spans: list[tuple[float, float]] = []
+    for i, seg in enumerate(raw):
+        where = f"segments[{i}]"
+        unknown = set(seg) - _SEGMENT_KEYS
+        if unknown:
+            k = sorted(unknown)[0]
+            raise _err(source, f"{where}.{k}", "unknown key", closest(k, sorted(_SEGMENT_KEYS)))
+        if "seconds" in seg and "frames" in seg:
+            raise _err(source, where, "both seconds and frames spans are set", "keep one")
+        unit = "seconds" if "seconds" in seg else "frames" if "frames" in seg else None
+        if unit is None:
+            if len(raw) > 1:
+                raise _err(source, where, "has no span", "add seconds = [START, END] to every segment")
+            spans.append((0.0, total))
+            continue
+        span = seg[unit]
+        if not (isinstance(span, list) and len(span) == 2):
+            raise _err(source, f"{where}.{unit}", f"must be [start, end], got {span!r}", "write e.g. [0, 4]")
+        a, b = (_check_number(x, f"{where}.{unit}", float, 0, True, source) for x in span)
+        if unit == "frames":
+            a, b = a / preset.fps, b / preset.fps
+        if b <= a:
+            raise _err(source, f"{where}.{unit}", f"ends before it starts ({span})", "make end > start")
+        spans.append((a, b))
+    for i, (a, b) in enumerate(spans):
+        prev_end = spans[i - 1][1] if i else 0.0
+        if abs(a - prev_end) > 1e-6:
+            what = "overlaps the previous segment" if a < prev_end else "leaves a gap after the previous segment"
+            raise _err(source, f"segments[{i}]", f"{what} (starts at {a:g}s, previous ends at {prev_end:g}s)",
+                       "make each segment start where the last one ends")
+    if abs(spans[-1][1] - total) > 0.5 / preset.fps:
+        raise _err(source, f"segments[{len(spans) - 1}]", f"ends at {spans[-1][1]:g}s but the video lasts {total:g}s",
+                   "make the last segment end at the video's length")
+    out = []
+    for i, (seg, (a, b)) in enumerate(zip(raw, spans)):
+        out.append(_parse_segment(seg, f"segments[{i}]", (a / total, b / total), (b - a), preset, source))
+    return tuple(out)
+
+
+def _parse_segment(seg: dict, where: str, span: tuple[float, float], length: float, preset: Preset,
+                   source: str) -> Segment:
+    text = seg.get("objective", DEFAULT_OBJECTIVE)
+    if not isinstance(text, str):
+        raise _err(source, f"{where}.objective", f"must be a string, got {text!r}", 'write e.g. "features.13"')
+    try:
+        objective = parse_objective(text)
+    except UserError as e:
+        raise _err(source, f"{where}.objective", e.problem, e.fix or "") from None
+    ease = seg.get("ease", "linear")
+    if ease not in EASES:
+        raise _err(source, f"{where}.ease", f"unknown ease {ease!r}", "use linear or smooth")
+    blend = int(_check_number(seg.get("blend", 0), f"{where}.blend", int, 0, True, source))
+    params = []
+    for key in sorted(set(seg) & set(_NUMERIC)):
+        kind, lo, inclusive = _NUMERIC[key]
+        value = seg[key]
+        path = f"{where}.{key}"
+        if isinstance(value, list):
+            keys = _keyframes(value, path, kind, lo, inclusive, length, preset.fps, source)
+        else:
+            keys = ((0.0, float(_check_number(value, path, kind, lo, inclusive, source))),)
+        params.append((key, Param(keys, ease)))
+    return Segment(span, objective, tuple(params), blend, ease)
+
+
+def _keyframes(value: list, path: str, kind, lo, inclusive, length: float, fps: float, source: str):
+    """[[t, v], …] with t in seconds from the segment's start."""
+    keys = []
+    for j, kv in enumerate(value):
+        if not (isinstance(kv, list) and len(kv) == 2):
+            raise _err(source, f"{path}[{j}]", f"must be [seconds, value], got {kv!r}", "write e.g. [[0, 1.2], [4, 1.5]]")
+        t = _check_number(kv[0], f"{path}[{j}]", float, 0, True, source)
+        v = _check_number(kv[1], f"{path}[{j}]", kind, lo, inclusive, source)
+        if t > length + 1e-9:
+            raise _err(source, f"{path}[{j}]", f"time {t:g}s is past the segment's end ({length:g}s)",
+                       "use times from 0 to the segment's length")
+        if keys and t <= keys[-1][0] * length:
+            raise _err(source, f"{path}[{j}]", "keyframe times must increase", "sort the keyframes by time")
+        keys.append((t / length, float(v)))
+    if not keys:
+        raise _err(source, path, "has no keyframes", "give a number or [[seconds, value], …]")
+    return tuple(keys)
+
+
+def check_names(preset: Preset) -> None:
+    """Every layer, channel and class in the preset exists in its model (no weights needed)."""
+    backbone = get_backbone(preset.model)
+    layers = describe_layers(backbone)
+    cats = None
+    for i, seg in enumerate(preset.segments):
+        for t in seg.objective.terms:
+            path = f"segments[{i}].objective"
+            try:
+                info = check_layer(backbone, t.layer, layers)
+                for c in t.channels:
+                    if not 0 <= c < info.channels:
+                        raise UserError(f"channel {c} is out of range for {t.layer}",
+                                        f"{t.layer} has channels 0–{info.channels - 1}")
+                if t.kind == "class":
+                    cats = cats or categories(backbone)
+                    class_index(t.target, cats)
+            except UserError as e:
+                raise _err(preset.source, path, e.problem, e.fix or "") from None
+            if t.kind == "guide" and not Path(t.target).expanduser().is_file():
+                raise _err(preset.source, path, f"guide image not found: {t.target}", "check the path after 'guide:'")
+
+
+# ------------------------------------------------------------------ loading
+
+
+def preset_paths() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(PRESET_DIR.glob("*.toml"))}
+
+
+def load_preset(name_or_path: str | Path | None = None) -> Preset:
+    """A shipped preset by name, or a TOML file by path."""
+    name_or_path = name_or_path or "default"
+    p = Path(name_or_path)
+    if not (p.suffix == ".toml" or p.exists()):
+        shipped = preset_paths()
+        if str(name_or_path) not in shipped:
+            raise UserError(f"unknown preset '{name_or_path}'", closest(str(name_or_path), shipped) +
+                            " (see: zoomdream presets)")
+        p = shipped[str(name_or_path)]
+    if not p.is_file():
+        raise UserError(f"preset file not found: {p}", "check the path, or see: zoomdream presets")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{p}: invalid TOML ({e})", "fix the syntax at that line") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read preset {p}: {e}", "check the file") from None
+    data.setdefault("name", p.stem)
+    return parse_preset(data, str(p))
+
+
+# ------------------------------------------------------------------ schedule
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    objective: Objective
+    dream: DreamSettings
+    motion: Motion
+
+
+class Schedule:
+    """What to do at each frame: the segment's objective and settings, keyframes interpolated,
+    cross-faded from the previous segment over its `blend` frames."""
+
+    def __init__(self, preset: Preset):
+        self.preset = preset
+        self.total = preset.frames
+        bounds = [round(s.span[0] * self.total) for s in preset.segments] + [self.total]
+        self.bounds = bounds
+
+    @cached_property
+    def _index(self) -> list[int]:
+        out = []
+        for i in range(len(self.preset.segments)):
+            out += [i] * (self.bounds[i + 1] - self.bounds[i])
+        return out
+
+    def segment_at(self, n: int) -> int:
+        return self._index[min(max(n, 0), self.total - 1)] if self._index else 0
+
+    def _values(self, i: int, n: int) -> dict[str, float]:
+        seg = self.preset.segments[i]
+        a, b = self.bounds[i], self.bounds[i + 1]
+        u = (n - a) / max(b - a - 1, 1)
+        values = {f.name: float(getattr(FRAME_DREAM, f.name) or 0) for f in fields(DreamSettings)
+                  if f.name in _DREAM_KEYS}
+        values.update({f.name: float(getattr(Motion(), f.name)) for f in fields(Motion)})
+        values.update({k: p.at(u) for k, p in seg.params})
+        return values
+
+    def at(self, n: int) -> FrameSpec:
+        i = self.segment_at(n)
+        seg = self.preset.segments[i]
+        values = self._values(i, n)
+        objective = seg.objective
+        start = self.bounds[i]
+        if i > 0 and seg.blend > 0 and n - start < seg.blend:
+            w = _ease((n - start + 1) / (seg.blend + 1), "smooth")
+            prev = self._values(i - 1, start - 1)
+            values = {k: prev[k] + (v - prev[k]) * w for k, v in values.items()}
+            before = self.preset.segments[i - 1].objective
+            if before != objective:
+                objective = before.scaled(1 - w) + objective.scaled(w)
+        dream_kw = {}
+        for k in _DREAM_KEYS:
+            dream_kw[k] = round(values[k]) if _NUMERIC[k][0] is int else values[k]
+        if "blur" not in dict(seg.params):
+            dream_kw["blur"] = FRAME_DREAM.blur
+        motion = Motion(**{k: values[k] for k in _MOTION_KEYS})
+        return FrameSpec(objective, replace(FRAME_DREAM, **dream_kw), motion)
+

@@ -1,0 +1,300 @@
+"""Rendering a video: the frame loop feeding the encoder, with checkpoints, resume, clean
+interruption and a progress bar.
+
+A render writes into a state folder beside the output (`OUT.mp4.zoomdream/`): MP4 parts, each
+closed at a checkpoint, and the checkpoint itself. The output file is the parts joined by a
+stream copy. Ctrl-C, SIGTERM or a crash close the current part and join what exists, so the
+output always plays and holds every finished frame; `--resume` carries on from the checkpoint
+and the frames come out identical to an uninterrupted run."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .dream import Dreamer
+from .errors import UserError
+from .frames import LoopState, dream_frames, loop_blend, start_frame
+from .images import save_image, to_uint8
+from .models import load_network
+from .presets import Preset
+from .video import Encoder, PartWriter, concat, gif_preview
+
+CHECKPOINT = "checkpoint.pt"
+CHECKPOINT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    preset: Preset
+    output: Path
+    input: str | None = None
+    device: str = "auto"
+    weights: str | None = None
+    frames_dir: Path | None = None
+    gif: Path | None = None
+    resume: bool = False
+    overwrite: bool = False
+    checkpoint_every: int = 24  # frames between checkpoints (and MP4 parts)
+    progress: bool = True
+    stop_after: int | None = None  # stop (as if interrupted) after this many frames; for tests
+
+
+@dataclass
+class RenderResult:
+    output: Path
+    frames: int  # frames in the output file
+    total: int  # frames the finished video will have
+    seconds: float
+    stability: float  # mean |d[n+1] - move(d[n])| in 0–255 units
+    interrupted: bool = False
+
+    @property
+    def seconds_per_frame(self) -> float:
+        return self.seconds / max(self.frames_rendered, 1)
+
+    frames_rendered: int = 0
+
+
+def state_dir(output: Path) -> Path:
+    return output.with_name(output.name + ".zoomdream")
+
+
+def check_output(job: RenderJob) -> None:
+    out = job.output
+    if out.suffix.lower() != ".mp4":
+        raise UserError(f"output {out} must end in .mp4", "name the output e.g. out.mp4")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserError(f"output folder {parent} does not exist", "create it first or choose another -o path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"output folder {parent} is not writable", "choose another -o path")
+    if out.is_dir():
+        raise UserError(f"output {out} is a folder", "give a file name ending in .mp4")
+    if job.resume:
+        if not (state_dir(out) / CHECKPOINT).is_file():
+            raise UserError(f"nothing to resume for {out} (no {state_dir(out).name}/{CHECKPOINT})",
+                            "run without --resume to start a new render")
+    elif not job.overwrite:
+        if state_dir(out).exists():
+            raise UserError(f"an unfinished render of {out} is there", "add --resume to continue it or --overwrite to restart")
+        if out.exists():
+            raise UserError(f"output {out} already exists", "add --overwrite or choose another -o path")
+    if job.frames_dir is not None:
+        fd = Path(job.frames_dir)
+        if fd.exists() and not fd.is_dir():
+            raise UserError(f"--frames-dir {fd} is a file", "give a folder")
+
+
+def settings_hash(job: RenderJob, weights_id: str, device: torch.device) -> str:
+    """What decides the frames; resume refuses when any of it changed."""
+    preset = dataclasses.asdict(job.preset)
+    preset.pop("source", None)
+    preset.pop("name", None)
+    preset.pop("description", None)
+    h = hashlib.sha256(json.dumps(preset, sort_keys=True, default=str).encode())
+    if job.input:
+        h.update(hashlib.sha256(Path(job.input).read_bytes()).digest())
+    h.update(f"{weights_id}|{device.type}|{torch.__version__}".encode())
+    return h.hexdigest()[:16]
+
+
+def _atomic_save(obj: dict, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)  # a kill mid-write leaves the old checkpoint whole
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise UserError(f"checkpoint {path} is unreadable ({type(e).__name__})", "run with --overwrite to start again") from None
+    if not isinstance(ck, dict) or ck.get("version") != CHECKPOINT_VERSION:
+        raise UserError(f"checkpoint {path} is from another zoomdream version", "run with --overwrite to start again")
+    return ck
+
+
+class _Stop:
+    """SIGINT/SIGTERM ask the loop to stop after the frame in progress; a second Ctrl-C stops
+    at once (the unfinished frame is dropped, the finished ones are still saved)."""
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._old: dict[int, object] = {}
+
+    def __enter__(self) -> _Stop:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: the caller handles signals
+                pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]
+
+
+def _progress(enabled: bool, total: int, done: int):
+    if not enabled:
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    p = Progress(TextColumn("[bold]dreaming"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                 console=Console(stderr=True), transient=False)
+    p.add_task("frames", total=total, completed=done, rate="")
+    return p
+
+
+def render(job: RenderJob, log: Callable[[str], None] | None = None) -> RenderResult:
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    check_output(job)
+    preset = job.preset
+    out = Path(job.output)
+    sdir = state_dir(out)
+    network = load_network(preset.model, job.weights, job.device)
+    dreamer = Dreamer(network, preset.precision)
+    for seg in preset.segments:
+        dreamer.bound(seg.objective)  # fails on a bad guide image before any frame
+    weights_id = str(network.source.path.name if network.source.path else network.source.kind)
+    digest = settings_hash(job, weights_id, network.device)
+
+    total = preset.frames
+    tail = min(round(preset.loop_seconds * preset.fps), total // 2) if preset.loop else 0
+    parts: list[tuple[str, int]] = []
+    head: list[np.ndarray] = []
+    stab_sum, stab_n = 0.0, 0
+    prev_moved: torch.Tensor | None = None
+    if job.resume:
+        ck = load_checkpoint(sdir / CHECKPOINT)
+        if ck["hash"] != digest:
+            raise UserError(f"settings changed since {out} was started, so resuming would not give the same video",
+                            "resume with the original settings, or use --overwrite to start again")
+        state = LoopState(ck["index"], ck["frame"].to(network.device),
+                          None if ck["color_ref"] is None else ck["color_ref"].to(network.device))
+        parts, head = list(ck["parts"]), list(ck["head"])
+        stab_sum, stab_n = ck["stab_sum"], ck["stab_n"]
+        prev_moved = None if ck["prev_moved"] is None else ck["prev_moved"].to(network.device)
+        known = {name for name, _ in parts} | {CHECKPOINT}
+        for f in sdir.iterdir():  # parts written after the last checkpoint (a kill) are dropped
+            if f.name not in known:
+                f.unlink()
+        log(f"resuming {out} at frame {state.index}/{total + tail}")
+    else:
+        if sdir.exists():
+            shutil.rmtree(sdir)
+        sdir.mkdir()
+        state = LoopState(0, start_frame(preset, job.input, network.device))
+    if job.frames_dir is not None:
+        Path(job.frames_dir).mkdir(parents=True, exist_ok=True)
+
+    counter = [len(parts)]
+
+    def new_part() -> Encoder:
+        counter[0] += 1
+        return Encoder(sdir / f"part-{counter[0]:05d}.mp4", preset.width, preset.height, preset.fps, preset.crf)
+
+    def checkpoint_payload(st: LoopState) -> dict:
+        return {
+            "version": CHECKPOINT_VERSION, "hash": digest, "index": st.index, "frame": st.frame.cpu(),
+            "color_ref": None if st.color_ref is None else st.color_ref.cpu(),
+            "head": list(head), "stab_sum": stab_sum, "stab_n": stab_n,
+            "prev_moved": None if prev_moved is None else prev_moved.cpu(),
+        }  # fmt: skip
+
+    def saver(payload: dict) -> Callable[[list[tuple[str, int]]], None]:
+        def save(finished: list[tuple[str, int]]) -> None:
+            _atomic_save({**payload, "parts": list(parts) + finished}, sdir / CHECKPOINT)
+
+        return save
+
+    writer = PartWriter(new_part)
+    first = state.index
+    last_state = state
+    t0 = time.perf_counter()
+    interrupted: str | None = None
+    bar = _progress(job.progress and sys.stderr.isatty(), total + tail, first)
+    error: BaseException | None = None
+    try:
+        with _Stop() as stop:
+            if bar:
+                bar.start()
+            for fr in dream_frames(dreamer, preset, state, stop=total + tail):
+                n = fr.index
+                if prev_moved is not None:
+                    stab_sum += float((fr.image - prev_moved).abs().mean()) * 255
+                    stab_n += 1
+                prev_moved = fr.moved
+                frame = to_uint8(fr.image)
+                if n < tail:
+                    head.append(frame)  # shown last, blended with the tail, to close the loop
+                else:
+                    if n >= total:
+                        frame = loop_blend(frame, head[n - total], n - total, tail)
+                    writer.write(frame)
+                    if job.frames_dir is not None:
+                        save_image(Path(job.frames_dir) / f"frame_{n - tail:06d}.png", frame)
+                last_state = fr.state
+                done = n + 1
+                if bar:
+                    rate = (done - first) / (time.perf_counter() - t0)
+                    bar.update(bar.task_ids[0], completed=done,
+                               rate=f"{rate:.2f} fps" if rate >= 1 else f"{1 / rate:.1f} s/frame")
+                if done < total + tail and (done - first) % job.checkpoint_every == 0:
+                    writer.cut(saver(checkpoint_payload(last_state)))
+                if job.stop_after is not None and done - first >= job.stop_after and done < total + tail:
+                    stop.requested = "stop_after"
+                if stop.requested:
+                    interrupted = stop.requested
+                    break
+    except KeyboardInterrupt:
+        interrupted = "SIGINT"
+    except BaseException as e:  # keep every finished frame, then report the failure
+        error = e
+    finally:
+        if bar:
+            bar.stop()
+    finished = last_state.index >= total + tail and interrupted is None and error is None
+    try:
+        writer.close(None if finished else saver(checkpoint_payload(last_state)))
+    except BaseException as e:
+        error = error or e
+    seconds = time.perf_counter() - t0
+    all_parts = list(parts) + writer.finished
+    frames_out = sum(c for _, c in all_parts)
+    if all_parts:
+        concat([sdir / name for name, _ in all_parts], out)
+    result = RenderResult(out, frames_out, total, seconds, stab_sum / max(stab_n, 1),
+                          interrupted is not None or error is not None, last_state.index - first)
+    if finished:
+        shutil.rmtree(sdir, ignore_errors=True)
+        if job.gif is not None:
+            gif_preview(out, Path(job.gif))
+    if error is not None:
+        if frames_out:
+            log(f"stopped by an error; {frames_out} finished frames are in {out}; continue with --resume")
+        raise error
+    return result

@@ -1,0 +1,221 @@
+"""Streaming frames into ffmpeg (the binary imageio-ffmpeg ships), on a background thread so
+encoding overlaps dreaming, plus the small ffmpeg jobs around it: joining parts, probing a
+file, a GIF preview.
+
+We build the ffmpeg command ourselves rather than use imageio_ffmpeg.write_frames: its
+defaults add `-crf 25` (quality=5) and rescale to multiples of 16 (1080 → 1088), it does
+not report ffmpeg's exit status, and here ffmpeg must sit in its own process group so a
+terminal's Ctrl-C reaches only us and we can close the file cleanly."""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+
+def ffmpeg_exe() -> str:
+    exe = os.environ.get("ZOOMDREAM_FFMPEG")
+    if exe:
+        if not Path(exe).is_file():
+            raise UserError(f"ZOOMDREAM_FFMPEG points to a missing file: {exe}", "unset it or fix the path")
+        return exe
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception:
+        raise UserError("ffmpeg not found", "pip install imageio-ffmpeg, or set ZOOMDREAM_FFMPEG") from None
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1][:200] if lines else "no message"
+
+
+def _ffmpeg_failure(what: str, path: Path, stderr: str) -> UserError:
+    msg = _last_line(stderr)
+    if "No space left" in stderr or "File too large" in stderr:
+        return UserError(f"disk full while writing {path} ({msg})", "free some space and run again with --resume")
+    return UserError(f"ffmpeg failed while {what} {path}: {msg}", "check the output folder and free disk space")
+
+
+class Encoder:
+    """One ffmpeg process writing one H.264 file from raw RGB frames on its stdin."""
+
+    def __init__(self, path: Path, width: int, height: int, fps: float, crf: int = 18, preset: str = "medium"):
+        self.path = Path(path)
+        self.frames = 0
+        self._log = tempfile.TemporaryFile()
+        # -bf 0: parts are later joined by stream copy, and B-frame reordering leaves each part's
+        # timestamps offset, which the concat demuxer turns into duplicated or dropped frames.
+        cmd = [
+            ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+            "-s", f"{width}x{height}", "-r", _fps_arg(fps), "-i", "-", "-an",
+            "-c:v", "libx264", "-preset", preset, "-bf", "0", "-crf", str(crf), "-pix_fmt", "yuv420p",
+            "-movflags", "+faststart", str(self.path),
+        ]  # fmt: skip
+        self._size = width * height * 3
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                      stderr=self._log, start_new_session=True)
+
+    def write(self, frame: np.ndarray) -> None:
+        assert frame.dtype == np.uint8 and frame.size == self._size, "frame must be H×W×3 uint8 of the video's size"
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())  # type: ignore[union-attr]
+        except (BrokenPipeError, OSError):
+            self._proc.wait()
+            raise _ffmpeg_failure("writing", self.path, self._stderr()) from None
+        self.frames += 1
+
+    def _stderr(self) -> str:
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
+
+    def close(self) -> None:
+        """Finish the file: ffmpeg writes the index (moov) only on a clean end of input."""
+        try:
+            self._proc.stdin.close()  # type: ignore[union-attr]
+        except (BrokenPipeError, OSError):
+            pass
+        rc = self._proc.wait()
+        err = self._stderr()
+        self._log.close()
+        if rc != 0:
+            raise _ffmpeg_failure("writing", self.path, err)
+
+    def abort(self) -> None:
+        self._proc.kill()
+        self._proc.wait()
+        self._log.close()
+
+
+def _fps_arg(fps: float) -> str:
+    from fractions import Fraction
+
+    return str(Fraction(fps).limit_denominator(1001))
+
+
+class PartWriter:
+    """Streams frames into a sequence of MP4 parts on a background thread.
+
+    The bounded queue keeps memory flat however long the video: when the encoder falls behind,
+    the dreaming thread waits rather than piling up frames. `cut(callback)` finishes the
+    current part and then runs the callback on the writer thread; the renderer uses it to write
+    a checkpoint that only ever names complete parts."""
+
+    def __init__(self, make_encoder: Callable[[], Encoder], depth: int = 8):
+        self._make = make_encoder
+        self._q: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._enc: Encoder | None = None
+        self.finished: list[tuple[str, int]] = []  # (file name, frame count) of complete parts
+        self._thread = threading.Thread(target=self._run, name="zoomdream-encoder", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            kind, payload = self._q.get()
+            try:
+                if self._error is not None:
+                    continue
+                if kind == "frame":
+                    if self._enc is None:
+                        self._enc = self._make()
+                    self._enc.write(payload)
+                elif kind in ("cut", "stop"):
+                    if self._enc is not None:
+                        enc, self._enc = self._enc, None
+                        enc.close()
+                        self.finished.append((enc.path.name, enc.frames))
+                    if payload is not None:
+                        payload(list(self.finished))
+            except BaseException as e:  # surfaced on the dreaming thread at its next call
+                self._error = e
+                if self._enc is not None:
+                    self._enc.abort()
+                    self._enc = None
+            finally:
+                self._q.task_done()
+            if kind == "stop":
+                return
+
+    def _put(self, item) -> None:
+        self._raise()
+        self._q.put(item)
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def write(self, frame: np.ndarray) -> None:
+        self._put(("frame", frame))
+
+    def cut(self, callback: Callable[[list[tuple[str, int]]], None] | None = None) -> None:
+        self._put(("cut", callback))
+
+    def close(self, callback: Callable[[list[tuple[str, int]]], None] | None = None) -> None:
+        """Flush everything, finish the last part, stop the thread; re-raises encoder errors."""
+        if self._thread.is_alive():
+            self._q.put(("stop", callback))
+            self._thread.join()
+        self._raise()
+
+
+def concat(parts: list[Path], output: Path) -> None:
+    """Join parts without re-encoding (same codec settings, so a stream copy is exact)."""
+    if len(parts) == 1:
+        tmp = output.with_name(output.name + ".tmp.mp4")
+        _run([ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(parts[0]), "-c", "copy",
+              "-movflags", "+faststart", str(tmp)], "finishing", output)
+    else:
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+            for p in parts:
+                f.write(f"file '{str(p.resolve()).replace(chr(39), chr(39) + chr(92) + chr(39) + chr(39))}'\n")
+            listing = f.name
+        tmp = output.with_name(output.name + ".tmp.mp4")
+        try:
+            _run([ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "concat", "-safe", "0", "-i", listing,
+                  "-c", "copy", "-movflags", "+faststart", str(tmp)], "joining parts into", output)
+        finally:
+            os.unlink(listing)
+    os.replace(tmp, output)
+
+
+def _run(cmd: list[str], what: str, path: Path) -> None:
+    r = subprocess.run(cmd, capture_output=True, text=True, start_new_session=True)
+    if r.returncode != 0:
+        raise _ffmpeg_failure(what, path, r.stderr)
+
+
+def probe(path: Path) -> tuple[int, float]:
+    """(frame count, duration in seconds) as ffmpeg decodes the file."""
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.count_frames_and_secs(str(path))
+
+
+def read_frames(path: Path) -> list[np.ndarray]:
+    """Decode a video into RGB uint8 frames (tests and previews only: holds them all)."""
+    import imageio_ffmpeg
+
+    gen = imageio_ffmpeg.read_frames(str(path))
+    meta = next(gen)
+    w, h = meta["size"]
+    return [np.frombuffer(b, np.uint8).reshape(h, w, 3) for b in gen]
+
+
+def gif_preview(video: Path, gif: Path, seconds: float = 6.0, width: int = 320, fps: int = 12) -> None:
+    """A short looping GIF with its own palette (the default web palette bands badly)."""
+    vf = (f"fps={fps},scale={width}:-2:flags=lanczos,split[a][b];"
+          "[a]palettegen=stats_mode=diff[p];[b][p]paletteuse=dither=sierra2_4a")
+    _run([ffmpeg_exe(), "-y", "-loglevel", "error", "-t", str(seconds), "-i", str(video), "-vf", vf,
+          "-loop", "0", str(gif)], "writing", gif)
