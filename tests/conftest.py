@@ -1,0 +1,53 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from zoomdream.images import save_image
+from zoomdream.models import load_network
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def mobilenet():
+    """The real ImageNet MobileNetV2 (offline package): dream-quality tests use it."""
+    return load_network("mobilenet_v2", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def photo() -> np.ndarray:
+    from skimage import data
+
+    return data.chelsea().astype(np.float32) / 255.0
+
+
+@pytest.fixture
+def photo_file(tmp_path, photo) -> Path:
+    p = tmp_path / "cat.png"
+    save_image(p, photo)
+    return p
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-m", "zoomdream", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout, env=env)
+
+
+def assert_user_error(r: subprocess.CompletedProcess, *words: str) -> None:
+    """Exit 2, one line on stderr naming the problem, no traceback."""
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+    assert lines[0].startswith("zoomdream: error:"), lines[0]
+    for w in words:
+        assert w.lower() in lines[0].lower(), (w, lines[0])
+
+
+torch.set_num_threads(max(1, torch.get_num_threads()))

