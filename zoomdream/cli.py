@@ -3,7 +3,6 @@ internal errors exit 1 with a short line; `--debug` shows the traceback."""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ try:  # typer ≥ 0.25 carries its own copy of click
 except ImportError:  # pragma: no cover - older typer on click
     from click.exceptions import ClickException
 
-from .errors import UserError
+from .errors import UserError, check_output_path
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   rich_markup_mode=None, help="DeepDream infinite-zoom videos.")
@@ -28,18 +27,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 def _echo(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def _check_image_output(path: Path, overwrite: bool) -> None:
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise UserError(f"output {path} has no image extension", f"end it in one of {', '.join(IMAGE_SUFFIXES)}")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UserError(f"output folder {parent} does not exist", "create it first or choose another -o path")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"output folder {parent} is not writable", "choose another -o path")
-    if path.exists() and not overwrite:
-        raise UserError(f"output {path} already exists", "add --overwrite or choose another -o path")
 
 
 @app.command()
@@ -69,7 +56,7 @@ def dream(
     from .models import DEFAULT_MODEL, load_network
     from .objectives import DEFAULT_OBJECTIVE, parse_objective
 
-    _check_image_output(output, overwrite)
+    check_output_path(output, IMAGE_SUFFIXES, overwrite)
     if size < 0 or size > 16384:
         raise UserError(f"--size {size} is out of range", "use 16–16384, or 0 to keep the photo's size")
     given = dict(octaves=octaves, octave_scale=octave_scale, steps=steps, step_size=step_size, jitter=jitter, tile=tile)

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from .errors import UserError, closest
-from .models import LOGITS, DreamNet, Network
+from .models import LOGITS, Backbone, DreamNet, LayerInfo, Network, check_layer
 
 TERM_KINDS = ("layer", "class", "guide")
 # Deep enough for eyes, fur and animal faces on mobilenet_v2, shallow enough to stay fast.
@@ -134,18 +134,24 @@ def class_index(name: str, categories: list[str]) -> int:
                     closest(wanted, [c.lower() for c in categories]).replace(" ", " ") + " (spaces may be written as _)")
 
 
-def check(objective: Objective, network: Network) -> None:
-    """Every name in the objective exists in this network: fail before any work is done."""
+def check_names(objective: Objective, backbone: Backbone, layers: list[LayerInfo],
+                categories: Callable[[], list[str]]) -> None:
+    """Every name in the objective exists in this backbone: fail before any work is done.
+    Needs no weights, so presets are checked before a network is loaded."""
     for t in objective.terms:
-        info = network.layer(t.layer)
+        info = check_layer(backbone, t.layer, layers)
         for c in t.channels:
             if not 0 <= c < info.channels:
                 raise UserError(f"channel {c} is out of range for {t.layer}",
                                 f"{t.layer} has channels 0–{info.channels - 1}")
         if t.kind == "class":
-            class_index(t.target, network.categories)
+            class_index(t.target, categories())
         if t.kind == "guide" and not Path(t.target).expanduser().is_file():
             raise UserError(f"guide image not found: {t.target}", "check the path after 'guide:'")
+
+
+def check(objective: Objective, network: Network) -> None:
+    check_names(objective, network.backbone, network.layers, lambda: network.categories)
 
 
 ObjectiveFn = Callable[[dict[str, torch.Tensor]], torch.Tensor]

@@ -16,9 +16,10 @@ from typing import Any
 
 from .dream import FRAME_DREAM, DreamSettings
 from .errors import UserError, closest
-from .models import BACKBONES, DEFAULT_MODEL, categories, check_layer, describe_layers, get_backbone
+from .models import BACKBONES, DEFAULT_MODEL, categories, describe_layers, get_backbone
 from .motion import Motion
-from .objectives import DEFAULT_OBJECTIVE, Objective, class_index, parse_objective
+from .objectives import DEFAULT_OBJECTIVE, Objective, parse_objective
+from .objectives import check_names as check_objective_names
 
 # Shipped presets: inside the package when installed from a wheel, the repo's presets/ otherwise.
 _HERE = Path(__file__).resolve().parent
@@ -345,26 +346,14 @@ def _keyframes(value: list, path: str, kind, lo, inclusive, length: float, fps: 
 
 
 def check_names(preset: Preset) -> None:
-    """Every layer, channel and class in the preset exists in its model (no weights needed)."""
+    """Every layer, channel, class and guide in the preset exists (no weights needed)."""
     backbone = get_backbone(preset.model)
     layers = describe_layers(backbone)
-    cats = None
     for i, seg in enumerate(preset.segments):
-        for t in seg.objective.terms:
-            path = f"segments[{i}].objective"
-            try:
-                info = check_layer(backbone, t.layer, layers)
-                for c in t.channels:
-                    if not 0 <= c < info.channels:
-                        raise UserError(f"channel {c} is out of range for {t.layer}",
-                                        f"{t.layer} has channels 0–{info.channels - 1}")
-                if t.kind == "class":
-                    cats = cats or categories(backbone)
-                    class_index(t.target, cats)
-            except UserError as e:
-                raise _err(preset.source, path, e.problem, e.fix or "") from None
-            if t.kind == "guide" and not Path(t.target).expanduser().is_file():
-                raise _err(preset.source, path, f"guide image not found: {t.target}", "check the path after 'guide:'")
+        try:
+            check_objective_names(seg.objective, backbone, layers, lambda: categories(backbone))
+        except UserError as e:
+            raise _err(preset.source, f"segments[{i}].objective", e.problem, e.fix or "") from None
 
 
 # ------------------------------------------------------------------ loading

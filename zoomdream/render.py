@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .dream import Dreamer
-from .errors import UserError
+from .errors import UserError, check_output_path
 from .frames import LoopState, dream_frames, loop_blend, start_frame
 from .images import save_image, to_uint8
 from .models import load_network
@@ -74,15 +74,9 @@ def state_dir(output: Path) -> Path:
 
 def check_output(job: RenderJob) -> None:
     out = job.output
-    if out.suffix.lower() != ".mp4":
-        raise UserError(f"output {out} must end in .mp4", "name the output e.g. out.mp4")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise UserError(f"output folder {parent} does not exist", "create it first or choose another -o path")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"output folder {parent} is not writable", "choose another -o path")
-    if out.is_dir():
-        raise UserError(f"output {out} is a folder", "give a file name ending in .mp4")
+    # An existing output is fine here: resume and overwrite replace it, and a plain render
+    # is refused below together with an unfinished render's state.
+    check_output_path(out, (".mp4",), overwrite=True)
     if job.resume:
         if not (state_dir(out) / CHECKPOINT).is_file():
             raise UserError(f"nothing to resume for {out} (no {state_dir(out).name}/{CHECKPOINT})",
