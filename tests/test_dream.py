@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import zoomdream
-from zoomdream.dream import DreamSettings, Dreamer, DreamStats, octave_shapes
+from zoomdream.dream import DreamSettings, Dreamer, DreamStats, octave_shapes, tile_spans
 from zoomdream.errors import UserError
 from zoomdream.images import fit, to_tensor
 from zoomdream.models import load_network
@@ -47,12 +47,22 @@ def test_tiled_gradient_equals_untiled(mobilenet, small_photo):
     img = torch.nn.functional.interpolate(small_photo, size=(192, 224), mode="bilinear")
     full, _ = d.gradient(img, "features.4")
     # 96 px of context covers features.4's receptive field, so tiles must agree exactly.
-    tiled, _ = d.gradient(img, "features.4", tile=64, overlap=96, offset=(24, 40))
+    tiled, _ = d.gradient(img, "features.4", tile=64, overlap=96)
     assert torch.allclose(tiled, full, rtol=1e-3, atol=1e-4 * full.abs().max())
     # and a tile grid that does not cover enough context differs (the test can fail)
     rough, _ = d.gradient(img, "features.13", tile=64, overlap=0)
     exact, _ = d.gradient(img, "features.13")
     assert not torch.allclose(rough, exact, atol=1e-3 * exact.abs().max())
+
+
+@pytest.mark.parametrize("length,tile,stride", [(2160, 1024, 16), (1463, 1024, 16), (3840, 512, 32), (100, 64, 8)])
+def test_tile_spans_cover_the_frame_in_few_aligned_shapes(length, tile, stride):
+    spans = tile_spans(length, tile, stride)
+    assert spans[0][0] == 0 and spans[-1][1] == length
+    assert all(a == pb for (a, _), (_, pb) in zip(spans[1:], spans))  # contiguous
+    assert all(a % stride == 0 and b - a <= tile for a, b in spans)
+    assert len(spans) == -(-length // tile)  # the fewest possible
+    assert len({b - a for a, b in spans}) <= 2  # equal, but for the last
 
 
 def test_tiled_dream_runs_on_large_frames(mobilenet):

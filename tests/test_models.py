@@ -5,7 +5,7 @@ import torch
 import torchvision
 
 from zoomdream.errors import UserError
-from zoomdream.models import (BACKBONES, describe_layers, get_backbone, load_network, load_state_dict,
+from zoomdream.models import (BACKBONES, build_module, describe_layers, get_backbone, load_network, load_state_dict,
                               package_weight_file, resolve_weights)
 from zoomdream.objectives import check, parse_objective
 
@@ -19,35 +19,61 @@ def _full_activation(model, layer, x):
     return got["a"]
 
 
-def test_truncated_matches_full_network_mobilenet(mobilenet):
+def _stock_weights(name: str, path) -> torch.nn.Module:
+    """torchvision's own model with random weights and random BatchNorm statistics, saved
+    as a weights file (so that folding the statistics into the convolutions is tested)."""
     torch.manual_seed(0)
-    x = torch.rand(1, 3, 96, 128)
+    stock = build_module(get_backbone(name))
+    for m in stock.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.3, 0.3)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+        if hasattr(m, "inplace"):  # so that a hook sees a layer's output, not its ReLU's
+            m.inplace = False
+    torch.save(stock.state_dict(), path)
+    return stock.eval()
+
+
+def _normalised(x, unit_range):
+    if unit_range:
+        return x * 2 - 1
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-    for layer in ["features.4", "features.13"]:
-        ref = _full_activation(mobilenet.module, layer, (x - mean) / std)
+    return (x - mean) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+
+@pytest.mark.parametrize("name,layers", [("mobilenet_v2", ["features.4", "features.13"]),
+                                         ("googlenet", ["conv1", "inception4c"]),
+                                         ("resnet50", ["conv1", "bn1", "layer2.3", "layer3.1"]),
+                                         ("inception_v3", ["Conv2d_2b_3x3", "Mixed_5d"])])
+def test_network_computes_what_torchvision_computes(name, layers, tmp_path):
+    # Ours is cut off after the layer and has its BatchNorms folded; the activations and the
+    # logits must still be torchvision's, from the same weights file.
+    stock = _stock_weights(name, tmp_path / "w.pth")
+    net = load_network(name, weights=tmp_path / "w.pth", device="cpu")
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.module.modules()) <= 1  # resnet50's bn1 stays
+    x = torch.rand(1, 3, 112, 128, generator=torch.Generator().manual_seed(1))
+    ref_in = _normalised(x, net.backbone.unit_range_input)
+    for layer in layers + ["logits"]:
         with torch.no_grad():
-            ours = mobilenet.truncated([layer])(x)[layer]
-        assert torch.allclose(ours, ref, atol=1e-5), layer
-        assert len(mobilenet.truncated([layer]).stages) < 19  # really cut off
+            ref = stock(ref_in) if layer == "logits" else _full_activation(stock, layer, ref_in)
+            ours = net.truncated([layer])(x)[layer]
+        assert torch.allclose(ours, ref, rtol=1e-4, atol=1e-4 * ref.abs().max()), layer
+        if layer != "logits":
+            assert len(net.truncated([layer]).stages) < len(net.truncated(["logits"]).stages)  # really cut off
 
 
-def test_truncated_matches_full_network_googlenet_transform_input():
+def test_googlenet_input_range_matches_transform_input(tmp_path):
     # googlenet's forward() rescales ImageNet-normalised input to [-1, 1]; ours must agree.
-    net = load_network("googlenet", pretrained=False, device="cpu")
+    stock = _stock_weights("googlenet", tmp_path / "w.pth")
+    net = load_network("googlenet", weights=tmp_path / "w.pth", device="cpu")
     full = torchvision.models.googlenet(weights=None, aux_logits=False, transform_input=True, init_weights=False)
-    full.load_state_dict(net.module.state_dict(), strict=False)
-    full.eval()
+    full.load_state_dict(stock.state_dict(), strict=False)
     x = torch.rand(1, 3, 112, 112)
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-    ref = _full_activation(full, "inception4c", (x - mean) / std)
     with torch.no_grad():
-        ours = net.truncated(["inception4c"])(x)["inception4c"]
-    assert torch.allclose(ours, ref, atol=1e-4)
-    with torch.no_grad():
-        logits = net.truncated(["logits"])(x)["logits"]
-        assert torch.allclose(logits, full((x - mean) / std), atol=1e-4)
+        ref = full.eval()(_normalised(x, False))
+        assert torch.allclose(net.truncated(["logits"])(x)["logits"], ref, rtol=1e-4, atol=1e-4 * ref.abs().max())
 
 
 def test_weights_resolution_order(tmp_path):

@@ -1,0 +1,430 @@
+"""zoomdream benchmark: `make bench` prints one Markdown table per question, all measured in
+one run on this machine. Every timing is a median after warm-up; ratios compare runs made
+side by side, so they mean more than the absolute seconds.
+
+    overhead   zoomdream's dream step ÷ the bare forward-to-layer + backward-to-input
+    port       a frame of the default preset ÷ the same frame by a straightforward port
+    overlap    render wall time ÷ (dream + move) time for the same frames
+    scaling    seconds per frame and peak memory from 256 px to 4K (tiled above 512)
+    precision  seconds per step and gradient agreement with fp32
+
+Run `python bench/bench.py --help` for options (--only, --device, --quick)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from zoomdream.dream import FRAME_DREAM, DreamSettings, Dreamer
+from zoomdream.frames import frame_generator, start_frame
+from zoomdream.images import fit, to_tensor
+from zoomdream.models import IMAGENET_MEAN, IMAGENET_STD, Network, load_network
+from zoomdream.motion import Motion, move
+from zoomdream.objectives import parse_objective
+from zoomdream.presets import load_preset
+from zoomdream.render import RenderJob, render
+
+# The layers the presets use: mobilenet_v2's default, and GoogLeNet's classic inception4c.
+LAYERS = {"mobilenet_v2": "features.13", "googlenet": "inception4c"}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_seconds(fn: Callable[[], object], device: torch.device, warmup: int, reps: int) -> float:
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def interleaved_medians(fns: dict[str, Callable[[], object]], device: torch.device, warmup: int,
+                        reps: int) -> dict[str, float]:
+    """Alternate the candidates rep by rep, so a slow spell on a shared machine hits them all."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    sync(device)
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(reps):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def test_image(size: int, device: torch.device) -> torch.Tensor:
+    """A photo-like start (smooth noise at several scales), reproducible and needing no file."""
+    preset = load_preset("default").with_overrides(width=size, height=size)
+    return start_frame(preset, None, device)
+
+
+def photo(size: int, device: torch.device) -> torch.Tensor:
+    from skimage import data  # dev dependency; a real photo makes gradient agreement meaningful
+
+    return to_tensor(fit(data.chelsea().astype(np.float32) / 255, size, size), device)
+
+
+# ---------------------------------------------------------------------------------------------
+# overhead: the dream step against the network's own cost
+
+
+def bare_pass(network: Network, layer: str, img: torch.Tensor) -> Callable[[], object]:
+    """The floor: forward to the layer, backward to the input, nothing else. The gradient of
+    ½‖a‖² at the layer is a itself, hence backward(a)."""
+    net = network.truncated([layer])
+    x = img.contiguous(memory_format=torch.channels_last) if network.channels_last else img.clone()
+    x.requires_grad_(True)
+
+    def run():
+        a = net(x)[layer]
+        (g,) = torch.autograd.grad(a, x, a)
+        return g
+
+    return run
+
+
+def dream_step(network: Network, layer: str, img: torch.Tensor, settings: DreamSettings) -> Callable[[], object]:
+    dreamer = Dreamer(network)
+    objective = parse_objective(layer)
+    gen = torch.Generator().manual_seed(0)
+    return lambda: dreamer.step(img, objective, settings, gen)
+
+
+def section_overhead(device: torch.device, sizes: list[int], quick: bool) -> list[str]:
+    rows = ["| model | layer | size | bare fwd+bwd (ms) | dream step (ms) | overhead |", "|---|---|---|---|---|---|"]
+    for model, layer in LAYERS.items():
+        network = load_network(model, device=device, pretrained=False)
+        for size in sizes:
+            img = test_image(size, device)
+            # tile=0: the step is compared with one pass over the same pixels (tiling is the
+            # scaling section's business).
+            settings = replace(FRAME_DREAM, tile=0)
+            # Enough repetitions for about 4 s per candidate: a shared machine's noise is ±5%.
+            reps = 3 if quick else max(5, min(21, round(4 / (0.3e-6 * size * size * (3 if model == "googlenet" else 1)))))
+            t = interleaved_medians({"bare": bare_pass(network, layer, img),
+                                     "step": dream_step(network, layer, img, settings)}, device, 2, reps)
+            rows.append(f"| {model} | {layer} | {size} | {t['bare'] * 1e3:.0f} | {t['step'] * 1e3:.0f} "
+                        f"| {t['step'] / t['bare']:.3f} |")
+            print(rows[-1], file=sys.stderr, flush=True)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# BASELINE — a straightforward port, the DeepDream loop most repositories carry. It is here to
+# be measured against, not used: the full network runs forward with a hook on the layer,
+# parameter gradients stay on, and the image round-trips through numpy every step.
+
+
+def baseline_model(name: str) -> torch.nn.Module:
+    import torchvision
+
+    model = torchvision.models.get_model(name, weights=None, **({"aux_logits": False, "init_weights": False}
+                                                                if name in ("googlenet", "inception_v3") else {}))
+    return model.eval()  # parameters keep requires_grad=True, as they do in those repos
+
+
+def baseline_frame(model: torch.nn.Module, layer: str, img: np.ndarray, octaves: int, scale: float, steps: int,
+                   step_size: float, jitter: int, rng: np.random.Generator) -> np.ndarray:
+    captured = {}
+    hook = model.get_submodule(layer).register_forward_hook(lambda m, i, o: captured.__setitem__("a", o))
+    mean, std = np.array(IMAGENET_MEAN, np.float32), np.array(IMAGENET_STD, np.float32)
+    h, w = img.shape[:2]
+    shapes = [(round(h / scale**i), round(w / scale**i)) for i in range(octaves)][::-1]
+    detail = np.zeros((*shapes[0], 3), np.float32)
+    for sh, sw in shapes:
+        base = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA)
+        x = np.clip(base + cv2.resize(detail, (sw, sh), interpolation=cv2.INTER_LINEAR), 0, 1)
+        for _ in range(steps):
+            dy, dx = rng.integers(-jitter, jitter + 1, 2)
+            rolled = np.roll(x, (dy, dx), (0, 1))
+            t = torch.from_numpy(((rolled - mean) / std).transpose(2, 0, 1)[None].copy()).requires_grad_(True)
+            model.zero_grad()
+            model(t)
+            captured["a"].norm().backward()
+            g = np.roll(t.grad[0].numpy().transpose(1, 2, 0), (-dy, -dx), (0, 1))
+            x = np.clip(x + g * (step_size / (np.abs(g).mean() + 1e-8)), 0, 1)
+        detail = x - base
+    hook.remove()
+    return x
+
+
+def baseline_zoom(img: np.ndarray, zoom: float) -> np.ndarray:
+    h, w = img.shape[:2]
+    ch, cw = round(h / zoom), round(w / zoom)
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    return cv2.resize(img[y0 : y0 + ch, x0 : x0 + cw], (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def port_child(which: str, model_name: str, reps: int) -> None:
+    """Seconds per frame of the default preset's dream + zoom, one way, in a fresh process:
+    zoomdream tunes the allocator when it loads a network, and the port must not inherit it."""
+    preset = load_preset("default")
+    spec = preset.schedule().at(1)
+    s, motion, fps = spec.dream, spec.motion, preset.fps
+    layer = LAYERS[model_name]
+    pretrained = model_name == "mobilenet_v2"  # the weights that are here; timing is the same
+    device = torch.device("cpu")
+    img = test_image(preset.width, device)
+    torch.manual_seed(0)
+    if which.startswith("ours"):
+        network = load_network(model_name, device=device, pretrained=pretrained)
+        dreamer, objective = Dreamer(network, "bf16" if which == "ours-bf16" else "fp32"), parse_objective(layer)
+
+        def frame():
+            return move(dreamer(img, objective, s, frame_generator(0, 1)), motion, fps)
+    else:
+        model = baseline_model(model_name)
+        if pretrained:
+            from zoomdream.models import get_backbone, load_state_dict, resolve_weights
+
+            backbone = get_backbone(model_name)
+            model.load_state_dict(load_state_dict(backbone, resolve_weights(backbone, None)))
+        img_np = img[0].permute(1, 2, 0).numpy().copy()
+        rng = np.random.default_rng(0)
+
+        def frame():
+            dreamed = baseline_frame(model, layer, img_np, s.octaves, s.octave_scale, s.steps, s.step_size,
+                                     s.jitter, rng)
+            return baseline_zoom(dreamed, motion.zoom ** (1 / fps))
+    print(json.dumps({"seconds": median_seconds(frame, device, 1, reps)}))
+
+
+def section_port(device: torch.device, quick: bool) -> list[str]:
+    """One frame of the default preset (its dream settings and zoom) both ways, at 512 px."""
+    rows = ["| model | layer | size | straightforward port (s/frame) | zoomdream fp32 (s/frame) | speed-up "
+            "| zoomdream bf16 (s/frame) | speed-up |", "|---|---|---|---|---|---|---|---|"]
+    # Each way runs in its own process; alternating them over rounds and keeping each one's
+    # best round filters out the slow spells of a shared machine.
+    reps, rounds = ("2", 1) if quick else ("3", 2)
+    for model_name, layer in LAYERS.items():
+        t: dict[str, float] = {}
+        for _ in range(rounds):
+            for which in ("port", "ours", "ours-bf16"):
+                seconds = child(["--port-child", which, model_name, reps])["seconds"]
+                t[which] = min(t.get(which, seconds), seconds)
+        rows.append(f"| {model_name} | {layer} | 512 | {t['port']:.3f} | {t['ours']:.3f} | {t['port'] / t['ours']:.2f}× "
+                    f"| {t['ours-bf16']:.3f} | {t['port'] / t['ours-bf16']:.2f}× |")
+        print(rows[-1], file=sys.stderr, flush=True)
+    return rows
+
+
+def child(args: list[str]) -> dict:
+    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench child {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------------------------
+# encode overlap: does writing the video hide behind dreaming?
+
+
+def section_overlap(device: torch.device, quick: bool) -> list[str]:
+    frames = 12 if quick else 36
+    preset = load_preset("default").with_overrides(frames=frames)
+    network = load_network(preset.model, device=device)
+    dreamer = Dreamer(network, preset.precision)
+    from zoomdream.frames import LoopState, dream_frames
+
+    with tempfile.TemporaryDirectory() as tmp:
+        walls = []
+        loops = []
+        for _ in range(1 if quick else 2):
+            t0 = time.perf_counter()
+            state = LoopState(0, start_frame(preset, None, device))
+            for fr in dream_frames(dreamer, preset, state):
+                fr.image.cpu()  # the render reads every frame back too
+            sync(device)
+            loops.append(time.perf_counter() - t0)
+            result = render(RenderJob(preset, Path(tmp) / "overlap.mp4", device=str(device), overwrite=True,
+                                      progress=False), log=lambda m: None)
+            walls.append(result.seconds)
+    loop_s, wall_s = min(loops), min(walls)
+    return ["| frames | dream + move (s) | render wall (s) | overlap | default preset s/frame |", "|---|---|---|---|---|",
+            f"| {frames} at {preset.width}×{preset.height} | {loop_s:.1f} | {wall_s:.1f} | {wall_s / loop_s:.3f} "
+            f"| {wall_s / frames:.3f} |"]
+
+
+# ---------------------------------------------------------------------------------------------
+# scaling: each size in its own process, so peak memory is that size's alone
+
+
+SCALES = [(256, 256), (512, 512), (1024, 1024), (2048, 2048), (3840, 2160)]
+
+
+def _status_field(pid: str, key: str) -> str | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return line.split()[1]
+    except OSError:
+        pass
+    return None
+
+
+def watch_children_peak(stop: threading.Event, peak_mb: list[float]) -> None:
+    """The encoder's peak memory, read from /proc while it runs (RUSAGE_CHILDREN would report
+    the Python parent's size, which a forked child inherits until it execs)."""
+    me = str(os.getpid())
+    while not stop.wait(0.05):
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit() and _status_field(proc.name, "PPid") == me:
+                hwm = _status_field(proc.name, "VmHWM")
+                if hwm is not None:
+                    peak_mb[0] = max(peak_mb[0], int(hwm) / 1024)
+
+
+def scaling_child(width: int, height: int, frames: int, device: str) -> None:
+    preset = load_preset("default").with_overrides(width=width, height=height, frames=frames)
+    # Frame 0's warm-up dream is a still's full octave stack; steady-state frames are the
+    # question here, so it is left out.
+    preset = replace(preset, warmup=False)
+    peak_ffmpeg, stop = [0.0], threading.Event()
+    watcher = threading.Thread(target=watch_children_peak, args=(stop, peak_ffmpeg), daemon=True)
+    watcher.start()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = render(RenderJob(preset, Path(tmp) / "scale.mp4", device=device, progress=False), log=lambda m: None)
+    stop.set()
+    watcher.join()
+    out = {"seconds_per_frame": result.seconds / frames,
+           "python_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "ffmpeg_rss_mb": peak_ffmpeg[0]}
+    if torch.cuda.is_available() and device != "cpu":
+        out["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    print(json.dumps(out))
+
+
+def section_scaling(device: torch.device, quick: bool) -> list[str]:
+    rows = ["| size | megapixels | s/frame | s per megapixel | peak RAM, python (MB) | peak RAM, ffmpeg (MB) |"
+            + (" GPU peak (MB) |" if device.type == "cuda" else ""),
+            "|---|---|---|---|---|---|" + ("---|" if device.type == "cuda" else "")]
+    scales = SCALES[:3] if quick else SCALES
+    for w, h in scales:
+        frames = 2 if w * h >= 2048 * 2048 else 4 if w * h >= 1024 * 1024 else 8
+        r = child(["--scaling-child", str(w), str(h), str(frames), str(device)])
+        mp = w * h / 1e6
+        rows.append(f"| {w}×{h} | {mp:.2f} | {r['seconds_per_frame']:.2f} | {r['seconds_per_frame'] / mp:.2f} "
+                    f"| {r['python_rss_mb']:.0f} | {r['ffmpeg_rss_mb']:.0f} |"
+                    + (f" {r['gpu_peak_mb']:.0f} |" if "gpu_peak_mb" in r else ""))
+        print(rows[-1], file=sys.stderr, flush=True)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# precision: is a faster format still the same dream?
+
+
+def section_precision(device: torch.device, quick: bool) -> list[str]:
+    """mobilenet_v2 with its real weights on a real photo, where gradient agreement says
+    something about the dreams; googlenet with random weights, for the timings."""
+    variants = [("fp32", False, "fp32"), ("fp32", True, "fp32 + channels_last"),
+                ("bf16", False, "bf16 autocast"), ("bf16", True, "bf16 autocast + channels_last")]
+    if device.type == "cuda":
+        variants += [("fp16", False, "fp16 autocast"), ("fp16", True, "fp16 autocast + channels_last")]
+    rows = ["| model | size | format | ms/step | vs fp32 | gradient cosine | sign agreement |",
+            "|---|---|---|---|---|---|---|"]
+    size = 512
+    img = photo(size, device)
+    for model_name, layer in LAYERS.items():
+        pretrained = model_name == "mobilenet_v2"
+        objective = parse_objective(layer)
+        reference, fp32_t = None, None
+        for precision, cl, label in variants:
+            network = load_network(model_name, device=device, pretrained=pretrained, channels_last=cl)
+            if not pretrained:  # the same random weights for every variant
+                network.module.load_state_dict(_random_state(model_name, network))
+            dreamer = Dreamer(network, precision)
+            g = dreamer.gradient(img, objective)[0].flatten()
+            reference = g if reference is None else reference
+            cos = float(F.cosine_similarity(g, reference, dim=0))
+            sign = float((torch.sign(g) == torch.sign(reference)).float().mean())
+            t = median_seconds(lambda: dreamer.gradient(img, objective), device, 2, 3 if quick else 7)
+            fp32_t = fp32_t or t
+            what = f"{model_name} {layer}" + ("" if pretrained else " (random weights)")
+            rows.append(f"| {what} | {size} | {label} | {t * 1e3:.0f} | {fp32_t / t:.2f}× | {cos:.4f} | {sign:.1%} |")
+            print(rows[-1], file=sys.stderr, flush=True)
+    return rows
+
+
+def _random_state(model_name: str, network: Network, cache: dict = {}) -> dict:
+    if model_name not in cache:
+        cache[model_name] = {k: v.clone() for k, v in network.module.state_dict().items()}
+    return cache[model_name]
+
+
+SECTIONS = {"overhead": None, "port": section_port, "overlap": section_overlap, "scaling": section_scaling,
+            "precision": section_precision}
+
+
+def machine(device: torch.device) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu}, {torch.get_num_threads()} threads"
+    return f"{where}; torch {torch.__version__}, {platform.python_implementation()} {platform.python_version()}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="+", choices=list(SECTIONS), help="run only these sections")
+    ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions and sizes (a smoke run)")
+    ap.add_argument("--scaling-child", nargs=4, metavar=("W", "H", "FRAMES", "DEVICE"), help=argparse.SUPPRESS)
+    ap.add_argument("--port-child", nargs=3, metavar=("WHICH", "MODEL", "REPS"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.port_child:
+        which, model, reps = args.port_child
+        return port_child(which, model, int(reps))
+    if args.scaling_child:
+        w, h, n, dev = args.scaling_child
+        return scaling_child(int(w), int(h), int(n), dev)
+
+    from zoomdream.models import resolve_device
+
+    device = resolve_device(args.device)
+    print(f"# zoomdream benchmark\n\nmachine: {machine(device)}\n", flush=True)
+    t_all = time.perf_counter()
+    sizes = [256, 512] if args.quick else [256, 512, 1024]
+    for name in args.only or list(SECTIONS):
+        t0 = time.perf_counter()
+        rows = section_overhead(device, sizes, args.quick) if name == "overhead" else SECTIONS[name](device, args.quick)
+        print(f"## {name}  ({time.perf_counter() - t0:.0f} s)\n\n" + "\n".join(rows) + "\n", flush=True)
+    print(f"total {time.perf_counter() - t_all:.0f} s")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+    main()
