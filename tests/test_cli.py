@@ -11,11 +11,11 @@ from conftest import assert_user_error, run_cli
 
 def test_dream_command_prints_gain_and_speed(photo_file, tmp_path):
     out = tmp_path / "d.png"
-    r = run_cli("dream", photo_file, "-o", out, "--size", "128", "--octaves", "2", "--steps", "3", "--device", "cpu")
+    r = run_cli("dream", photo_file, "-o", out, "--size", "128", "--octaves", "2", "--steps", "6", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     assert "s/step" in r.stdout and "gain" in r.stdout and "mobilenet_v2" in r.stdout
     gain = float(r.stdout.split("gain ")[1].split("x")[0])
-    assert gain > 1.2
+    assert gain > 1.25  # 1.42–1.59 over seeds 0–2
     img = load_image(out)
     assert max(img.shape[:2]) == 128
 

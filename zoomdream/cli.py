@@ -130,8 +130,6 @@ def render(
     w, h = parse_size(size, "--size") if size else (None, None)
     p = p.with_overrides(seconds=seconds, frames=frames, fps=fps, width=w, height=h, seed=seed, model=model,
                          precision=precision, crf=crf, loop=loop)
-    if p.crf > 51:
-        raise UserError(f"--crf {p.crf} is out of range", "use 0–51 (18 is visually lossless)")
     if checkpoint_every < 1:
         raise UserError("--checkpoint-every must be at least 1", "use e.g. 24")
     if input is not None and not input.exists():
@@ -144,7 +142,7 @@ def render(
     if res.interrupted:
         _echo(f"interrupted: {res.frames} of {res.total} frames are in {res.output}; "
               f"continue with the same command plus --resume")
-        raise typer.Exit(130)
+        raise typer.Exit(143 if res.signal == "SIGTERM" else 130)
     print(f"frames     {res.frames} at {p.fps:g} fps ({res.frames / p.fps:.1f} s of video), {p.width}x{p.height}")
     print(f"time       {wall:.1f} s wall, {res.seconds_per_frame:.2f} s/frame")
     print(f"stability  {res.stability:.2f} (mean |frame[n+1] - move(frame[n])|, 0-255)")
@@ -215,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     except FloatingPointError as e:
         if debug:
             raise
-        _echo(f"zoomdream: numerical failure: {e}; the finished frames were kept. Try a smaller --step-size")
+        _echo(f"zoomdream: numerical failure: {e}; try a smaller --step-size")
         sys.exit(1)
     except KeyboardInterrupt:
         _echo("zoomdream: interrupted")

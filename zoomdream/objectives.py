@@ -124,7 +124,7 @@ def _parse_term(part: str, weight: float, text: str) -> Term:
 
 
 def class_index(name: str, categories: list[str]) -> int:
-    if name.isdigit() and int(name) < len(categories):
+    if name.isascii() and name.isdigit() and int(name) < len(categories):
         return int(name)
     wanted = name.replace("_", " ").lower()
     for i, c in enumerate(categories):

@@ -7,10 +7,10 @@ than cut it off."""
 
 from __future__ import annotations
 
+import bisect
 import math
 import tomllib
 from dataclasses import dataclass, fields, replace
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -105,15 +105,17 @@ class Preset:
     def with_overrides(self, **kw: Any) -> Preset:
         """Apply command-line flags (None means 'not given'), validated like preset keys."""
         given = {k: v for k, v in kw.items() if v is not None}
-        if "frames" in given:
-            frames = given.pop("frames")
-            _check_number(frames, "--frames", int, 1, True, self.source)
-            given["seconds"] = frames / given.get("fps", self.fps)
         for key, value in given.items():
+            flag = f"--{key.replace('_', '-')}"
             if key in _TOP_CHECKS:
-                _TOP_CHECKS[key](value, f"--{key.replace('_', '-')}", "command line")
+                given[key] = _TOP_CHECKS[key](value, flag, "command line")
+            elif key in ("frames", "width", "height"):
+                given[key] = int(_check_number(value, flag, int, 1, True, "command line"))
+        if "frames" in given:
+            given["seconds"] = given.pop("frames") / given.get("fps", self.fps)
         out = replace(self, **given)
         _check_size(out.width, out.height, "--size", "command line")
+        _check_length(out, "--seconds", "command line")
         return out
 
     def schedule(self) -> Schedule:
@@ -127,7 +129,8 @@ def _err(source: str, path: str, problem: str, fix: str) -> UserError:
     return UserError(f"{source}: {path}: {problem}", fix)
 
 
-def _check_number(v: Any, path: str, kind: type, lo: float | None, inclusive: bool, source: str) -> float:
+def _check_number(v: Any, path: str, kind: type, lo: float | None, inclusive: bool, source: str,
+                  hi: float | None = None) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise _err(source, path, f"must be a number, got {type(v).__name__} {v!r}", "write a number")
     if kind is int and not float(v).is_integer():
@@ -137,7 +140,18 @@ def _check_number(v: Any, path: str, kind: type, lo: float | None, inclusive: bo
     if lo is not None and (v < lo or (v == lo and not inclusive)):
         bound = f"at least {lo:g}" if inclusive else f"greater than {lo:g}"
         raise _err(source, path, f"must be {bound}, got {v}", f"use a value {bound}")
+    if hi is not None and v > hi:
+        raise _err(source, path, f"must be at most {hi:g}, got {v}", f"use a value from {lo:g} to {hi:g}")
     return v
+
+
+MAX_FRAMES = 1_000_000  # 11.5 hours at 24 fps: past this a length is a typo, not a plan
+
+
+def _check_length(preset: Preset, path: str, source: str) -> None:
+    if preset.seconds * preset.fps > MAX_FRAMES:
+        raise _err(source, path, f"{preset.seconds:g} s at {preset.fps:g} fps is more than {MAX_FRAMES} frames",
+                   "render a shorter video (or several)")
 
 
 def _check_size(w: int, h: int, path: str, source: str) -> None:
@@ -191,7 +205,7 @@ def _hex_colour(v: str) -> tuple[float, float, float] | None:
     return None
 
 
-def _typed(kind: type, lo: float | None = None, inclusive: bool = True):
+def _typed(kind: type, lo: float | None = None, inclusive: bool = True, hi: float | None = None):
     def check(v, path, source):
         if kind is bool:
             if not isinstance(v, bool):
@@ -201,13 +215,13 @@ def _typed(kind: type, lo: float | None = None, inclusive: bool = True):
             if not isinstance(v, str):
                 raise _err(source, path, f"must be a string, got {v!r}", "quote the value")
             return v
-        return kind(_check_number(v, path, kind, lo, inclusive, source))
+        return kind(_check_number(v, path, kind, lo, inclusive, source, hi))
 
     return check
 
 
 def _check_model(v, path, source):
-    if v not in BACKBONES:
+    if not isinstance(v, str) or v not in BACKBONES:
         raise _err(source, path, f"unknown model {v!r}", closest(str(v), BACKBONES))
     return v
 
@@ -220,7 +234,7 @@ _TOP_CHECKS = {
     "seconds": _typed(float, 0, False),
     "seed": _typed(int, 0, True),
     "start": _check_start,
-    "crf": _typed(int, 0, True),
+    "crf": _typed(int, 0, True, hi=51),  # H.264's range; 18 is visually lossless
     "loop": _typed(bool),
     "loop_seconds": _typed(float, 0, False),
     "color": _check_str(("match", "off")),
@@ -240,8 +254,6 @@ def parse_preset(data: dict[str, Any], source: str = "<preset>") -> Preset:
     for key, check in _TOP_CHECKS.items():
         if key in data:
             kw[key] = check(data[key], key, source)
-    if "crf" in kw and kw["crf"] > 51:
-        raise _err(source, "crf", f"must be 0–51, got {kw['crf']}", "18 is visually lossless")
     if "size" in data:
         kw["width"], kw["height"] = parse_size(data["size"], "size", source)
     fps = kw.get("fps", Preset.fps)
@@ -250,6 +262,7 @@ def parse_preset(data: dict[str, Any], source: str = "<preset>") -> Preset:
             raise _err(source, "frames", "both frames and seconds are set", "keep one of them")
         kw["seconds"] = _check_number(data["frames"], "frames", int, 1, True, source) / fps
     preset = Preset(source=source, **kw)
+    _check_length(preset, "seconds", source)
     raw_segments = data.get("segments", [{}])
     if not isinstance(raw_segments, list) or not raw_segments or not all(isinstance(s, dict) for s in raw_segments):
         raise _err(source, "segments", "must be a list of tables", "write [[segments]] blocks")
@@ -405,15 +418,10 @@ class Schedule:
         bounds = [round(s.span[0] * self.total) for s in preset.segments] + [self.total]
         self.bounds = bounds
 
-    @cached_property
-    def _index(self) -> list[int]:
-        out = []
-        for i in range(len(self.preset.segments)):
-            out += [i] * (self.bounds[i + 1] - self.bounds[i])
-        return out
-
     def segment_at(self, n: int) -> int:
-        return self._index[min(max(n, 0), self.total - 1)] if self._index else 0
+        # The last segment starting at or before n (a segment too short for a frame is skipped).
+        n = min(max(n, 0), self.total - 1)
+        return max(0, bisect.bisect_right(self.bounds, n, hi=len(self.preset.segments)) - 1)
 
     def _values(self, i: int, n: int) -> dict[str, float]:
         seg = self.preset.segments[i]

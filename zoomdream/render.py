@@ -25,12 +25,12 @@ import numpy as np
 import torch
 
 from .dream import Dreamer
-from .errors import UserError, check_output_path
+from .errors import UserError, check_output_path, write_error
 from .frames import LoopState, dream_frames, loop_blend, start_frame
 from .images import save_image, to_uint8
 from .models import load_network
 from .presets import Preset
-from .video import Encoder, PartWriter, concat, gif_preview
+from .video import Encoder, PartWriter, check_ffmpeg, concat, gif_preview
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_VERSION = 1
@@ -60,12 +60,12 @@ class RenderResult:
     seconds: float
     stability: float  # mean |d[n+1] - move(d[n])| in 0–255 units
     interrupted: bool = False
+    frames_rendered: int = 0  # by this run (a resumed render counts from where it resumed)
+    signal: str | None = None  # what stopped it early: SIGINT, SIGTERM, …
 
     @property
     def seconds_per_frame(self) -> float:
         return self.seconds / max(self.frames_rendered, 1)
-
-    frames_rendered: int = 0
 
 
 def state_dir(output: Path) -> Path:
@@ -107,10 +107,17 @@ def settings_hash(job: RenderJob, weights_id: str, device: torch.device) -> str:
 
 def _atomic_save(obj: dict, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise write_error(path, e) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)  # a kill mid-write leaves the old checkpoint whole
 
 
@@ -137,6 +144,14 @@ class _Stop:
             try:
                 self._old[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread: the caller handles signals
+                pass
+        # Past a file-size limit the kernel kills the writer with SIGXFSZ. Ignored (which the
+        # ffmpeg children inherit), the write fails with EFBIG instead and is reported like a
+        # full disk, with the finished frames kept.
+        if hasattr(signal, "SIGXFSZ"):
+            try:
+                self._old[signal.SIGXFSZ] = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            except ValueError:
                 pass
         return self
 
@@ -166,6 +181,7 @@ def _progress(enabled: bool, total: int, done: int):
 def render(job: RenderJob, log: Callable[[str], None] | None = None) -> RenderResult:
     log = log or (lambda msg: print(msg, file=sys.stderr))
     check_output(job)
+    check_ffmpeg()  # before any dreaming: a render that cannot be written is not started
     preset = job.preset
     out = Path(job.output)
     sdir = state_dir(out)
@@ -279,16 +295,31 @@ def render(job: RenderJob, log: Callable[[str], None] | None = None) -> RenderRe
     seconds = time.perf_counter() - t0
     all_parts = list(parts) + writer.finished
     frames_out = sum(c for _, c in all_parts)
+    joined = False
     if all_parts:
-        concat([sdir / name for name, _ in all_parts], out)
-    result = RenderResult(out, frames_out, total, seconds, stab_sum / max(stab_n, 1),
-                          interrupted is not None or error is not None, last_state.index - first)
+        try:
+            concat([sdir / name for name, _ in all_parts], out)
+            joined = True
+        except Exception as e:  # the parts and the checkpoint stay in sdir for --resume
+            error = error or e
+    result = RenderResult(out, frames_out if joined else 0, total, seconds, stab_sum / max(stab_n, 1),
+                          interrupted is not None or error is not None, last_state.index - first, interrupted)
+    if error is not None:
+        where = (f"the {frames_out} finished frames are in {out}" if joined
+                 else f"the finished frames are kept in {sdir}" if all_parts else "no frame was finished")
+        raise _with_salvage(error, where, log)
     if finished:
         shutil.rmtree(sdir, ignore_errors=True)
         if job.gif is not None:
             gif_preview(out, Path(job.gif))
-    if error is not None:
-        if frames_out:
-            log(f"stopped by an error; {frames_out} finished frames are in {out}; continue with --resume")
-        raise error
     return result
+
+
+def _with_salvage(error: BaseException, where: str, log: Callable[[str], None]) -> BaseException:
+    """The error, telling also where the finished frames are, still on one line."""
+    if isinstance(error, UserError):
+        return UserError(f"{error.problem}; {where}", error.fix)
+    if isinstance(error, FloatingPointError):
+        return FloatingPointError(f"{error}; {where}")
+    log(f"zoomdream: stopped by an error; {where}")
+    return error

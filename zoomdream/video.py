@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -18,6 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None  # type: ignore[assignment]
 
 from .errors import UserError
 
@@ -36,16 +42,44 @@ def ffmpeg_exe() -> str:
         raise UserError("ffmpeg not found", "pip install imageio-ffmpeg, or set ZOOMDREAM_FFMPEG") from None
 
 
+def check_ffmpeg() -> str:
+    """The ffmpeg binary, after making sure it runs at all."""
+    exe = ffmpeg_exe()
+    fix = "reinstall imageio-ffmpeg, or point ZOOMDREAM_FFMPEG at a working ffmpeg"
+    try:
+        r = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise UserError(f"ffmpeg at {exe} cannot run ({getattr(e, 'strerror', None) or type(e).__name__})", fix) from None
+    if r.returncode != 0:
+        raise UserError(f"ffmpeg at {exe} does not work (exit status {r.returncode})", fix)
+    return exe
+
+
 def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1][:200] if lines else "no message"
+    return lines[-1][:200] if lines else ""
 
 
-def _ffmpeg_failure(what: str, path: Path, stderr: str) -> UserError:
+def _out_of_space(path: Path) -> bool:
+    """Whether a failed write to `path` ran out of room. ffmpeg often dies silently on a full
+    disk, so its message alone cannot tell: look at the free space and the file-size limit."""
+    try:
+        if shutil.disk_usage(path.parent).free < 16 * 2**20:
+            return True
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] if resource else -1
+        return limit != getattr(resource, "RLIM_INFINITY", -1) and path.exists() and path.stat().st_size >= limit
+    except OSError:
+        return False
+
+
+def _ffmpeg_failure(what: str, path: Path, stderr: str, written: Path | None = None) -> UserError:
+    """`path` is what the user asked for; `written` the file ffmpeg was writing, if another."""
     msg = _last_line(stderr)
-    if "No space left" in stderr or "File too large" in stderr:
-        return UserError(f"disk full while writing {path} ({msg})", "free some space and run again with --resume")
-    return UserError(f"ffmpeg failed while {what} {path}: {msg}", "check the output folder and free disk space")
+    if "No space left" in stderr or "File too large" in stderr or _out_of_space(written or path):
+        return UserError(f"disk full while writing {path}" + (f" ({msg})" if msg else ""),
+                         "free some space and run the same command again with --resume")
+    return UserError(f"ffmpeg failed while {what} {path}: {msg or 'it gave no reason'}",
+                     "check the output folder and free disk space")
 
 
 class Encoder:
@@ -64,8 +98,13 @@ class Encoder:
             "-movflags", "+faststart", str(self.path),
         ]  # fmt: skip
         self._size = width * height * 3
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                      stderr=self._log, start_new_session=True)
+        try:
+            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                          stderr=self._log, start_new_session=True)
+        except OSError as e:
+            self._log.close()
+            raise UserError(f"ffmpeg at {cmd[0]} cannot run ({e.strerror})",
+                            "reinstall imageio-ffmpeg, or point ZOOMDREAM_FFMPEG at a working ffmpeg") from None
 
     def write(self, frame: np.ndarray) -> None:
         assert frame.dtype == np.uint8 and frame.size == self._size, "frame must be H×W×3 uint8 of the video's size"
@@ -126,8 +165,8 @@ class PartWriter:
             kind, payload = self._q.get()
             try:
                 if self._error is not None:
-                    continue
-                if kind == "frame":
+                    pass  # after a failure only drain the queue (and still honour "stop" below)
+                elif kind == "frame":
                     if self._enc is None:
                         self._enc = self._make()
                     self._enc.write(payload)
@@ -171,29 +210,32 @@ class PartWriter:
 
 
 def concat(parts: list[Path], output: Path) -> None:
-    """Join parts without re-encoding (same codec settings, so a stream copy is exact)."""
+    """Join parts without re-encoding (same codec settings, so a stream copy is exact). The
+    output is replaced only once the joined file is complete."""
+    tmp = output.with_name(output.name + ".tmp.mp4")
+    listing = None
     if len(parts) == 1:
-        tmp = output.with_name(output.name + ".tmp.mp4")
-        _run([ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(parts[0]), "-c", "copy",
-              "-movflags", "+faststart", str(tmp)], "finishing", output)
+        source = ["-i", str(parts[0])]
     else:
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
             for p in parts:
                 f.write(f"file '{str(p.resolve()).replace(chr(39), chr(39) + chr(92) + chr(39) + chr(39))}'\n")
             listing = f.name
-        tmp = output.with_name(output.name + ".tmp.mp4")
-        try:
-            _run([ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "concat", "-safe", "0", "-i", listing,
-                  "-c", "copy", "-movflags", "+faststart", str(tmp)], "joining parts into", output)
-        finally:
+        source = ["-f", "concat", "-safe", "0", "-i", listing]
+    try:
+        _run([ffmpeg_exe(), "-y", "-loglevel", "error", *source, "-c", "copy", "-movflags", "+faststart", str(tmp)],
+             "joining parts into", output, written=tmp)
+        os.replace(tmp, output)
+    finally:
+        tmp.unlink(missing_ok=True)
+        if listing:
             os.unlink(listing)
-    os.replace(tmp, output)
 
 
-def _run(cmd: list[str], what: str, path: Path) -> None:
+def _run(cmd: list[str], what: str, path: Path, written: Path | None = None) -> None:
     r = subprocess.run(cmd, capture_output=True, text=True, start_new_session=True)
     if r.returncode != 0:
-        raise _ffmpeg_failure(what, path, r.stderr)
+        raise _ffmpeg_failure(what, path, r.stderr, written)
 
 
 def probe(path: Path) -> tuple[int, float]:

@@ -1,0 +1,332 @@
+"""Faults a long render must survive, and the validation layer under fuzzing.
+
+Where the exit status and the printed line matter, the real CLI runs in a subprocess."""
+
+import os
+import resource
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import ROOT, assert_user_error, run_cli
+from zoomdream.errors import UserError
+from zoomdream.images import load_image, save_image
+from zoomdream.presets import _NUMERIC, _SEGMENT_KEYS, _TOP_KEYS, load_preset, parse_preset, parse_size
+from zoomdream.render import CHECKPOINT, RenderJob, _atomic_save, load_checkpoint, render, state_dir
+from zoomdream.video import probe, read_frames
+
+# CI runs the floor; ZOOMDREAM_FUZZ_EXAMPLES=100000 make test fuzzes for longer.
+FUZZ = int(os.environ.get("ZOOMDREAM_FUZZ_EXAMPLES", "2000"))
+SMALL = ["--size", "64x64", "--device", "cpu", "-q"]
+
+
+def _one_line_or_fine(fn, *args, **kw):
+    """Call a validator: it may accept, or refuse with one UserError line; anything else (a
+    TypeError, a KeyError, a multi-line message) fails the test."""
+    try:
+        return fn(*args, **kw)
+    except UserError as e:
+        msg = str(e)
+        assert msg.strip() and "\n" not in msg and "Traceback" not in msg, msg
+        return None
+
+
+# ------------------------------------------------------------------------------------ fuzzing
+
+_names = st.sampled_from(["features.4", "features.13", "features.18", "features.99", "logits", "inception4c",
+                          "conv1", "", " ", "features.", "Features.13"]) | st.text(max_size=12)
+_channels = st.lists(st.integers(-3, 2000), max_size=3).map(lambda c: ",".join(map(str, c))) | st.text(max_size=6)
+_term = st.one_of(
+    _names,
+    st.builds(lambda n, c: f"{n}:{c}", _names, _channels),
+    st.builds(lambda c: f"class:{c}", st.sampled_from(["banana", "bananna", "tabby_cat", "0", "999", "1000", "-1", ""])
+              | st.text(max_size=10)),
+    st.builds(lambda p, n: f"guide:{p}@{n}", st.text(max_size=8), _names),
+)
+_weight = st.floats(allow_nan=True, allow_infinity=True) | st.integers(-(10**30), 10**30) | st.text(max_size=4)
+_objective = st.one_of(
+    st.lists(st.one_of(_term, st.builds(lambda w, t: f"{w}*{t}", _weight, _term)), min_size=1, max_size=3)
+    .map(" + ".join),
+    st.text(max_size=40),
+)
+_number = st.integers(-(10**20), 10**20) | st.floats(allow_nan=True, allow_infinity=True)
+_scalar = st.none() | st.booleans() | _number | st.text(max_size=10)
+_anything = st.recursive(_scalar, lambda inner: st.lists(inner, max_size=3)
+                         | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=8)
+_keyframes = st.lists(st.tuples(_number, _number).map(list), min_size=1, max_size=3)
+_span = st.tuples(_number, _number).map(list)
+_size = st.one_of(st.builds(lambda w, h: f"{w}x{h}", st.integers(-64, 10000), st.integers(-64, 10000)),
+                  st.tuples(st.integers(-64, 10000), st.integers(-64, 10000)).map(list),
+                  st.integers(-64, 10000), st.text(max_size=12))
+
+
+def _segment_value(key: str) -> st.SearchStrategy:
+    if key in _NUMERIC:
+        return st.one_of(_number, _keyframes, _anything)
+    return {"objective": _objective | _anything, "seconds": _span | _anything, "frames": _span | _anything,
+            "blend": _number | _anything, "ease": st.sampled_from(["linear", "smooth", "cubic"]) | _anything,
+            }.get(key, _anything)
+
+
+_segment = st.dictionaries(st.sampled_from(sorted(_SEGMENT_KEYS) + ["zooom"]), st.none(), max_size=5).flatmap(
+    lambda d: st.fixed_dictionaries({k: _segment_value(k) for k in d}))
+_TOP = {
+    "model": st.sampled_from(["mobilenet_v2", "googlenet", "googlenett", ""]) | _anything,
+    "size": _size | _anything, "fps": _number | _anything, "seconds": _number | _anything,
+    "frames": _number | _anything, "seed": _number | _anything, "crf": _number | _anything,
+    "start": st.sampled_from(["noise", "photo", "#204060", "#zzzzzz", "red"]) | _anything,
+    "loop": st.booleans() | _anything, "loop_seconds": _number | _anything, "warmup": st.booleans() | _anything,
+    "color": st.sampled_from(["match", "off", "on"]) | _anything, "color_strength": _number | _anything,
+    "precision": st.sampled_from(["fp32", "bf16", "fp16", "fp8"]) | _anything,
+    "name": _scalar, "description": _scalar,
+    "segments": st.lists(_segment, max_size=3) | _anything,
+}
+_preset = st.dictionaries(st.sampled_from(sorted(_TOP_KEYS) + ["colour"]), st.none(), max_size=6).flatmap(
+    lambda d: st.fixed_dictionaries({k: _TOP.get(k, _anything) for k in d}))
+
+_fuzz = settings(max_examples=FUZZ, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+
+
+@_fuzz
+@given(_preset)
+def test_fuzzed_presets_validate_or_give_one_line(data):
+    preset = _one_line_or_fine(parse_preset, data, "fuzz.toml")
+    if preset is not None:  # what validates must also schedule every frame
+        schedule = preset.schedule()
+        for n in {0, preset.frames // 2, preset.frames - 1}:
+            schedule.at(n)
+
+
+@_fuzz
+@given(_objective)
+def test_fuzzed_objectives_validate_or_give_one_line(text):
+    _one_line_or_fine(parse_preset, {"segments": [{"objective": text}]}, "fuzz.toml")
+
+
+@_fuzz
+@given(_size, st.fixed_dictionaries({}, optional={k: _number | _anything for k in
+                                                  ("seconds", "frames", "fps", "seed", "crf", "loop_seconds")}))
+def test_fuzzed_size_and_time_flags_validate_or_give_one_line(size, flags):
+    _one_line_or_fine(parse_size, size, "--size")
+    _one_line_or_fine(load_preset("default").with_overrides, **flags)
+
+
+def test_fuzzed_flags_through_the_cli_give_one_line(tmp_path):
+    # A few of the same shapes end to end: the CLI prints the line and exits 2, no traceback.
+    for args in (["--size", "0x0"], ["--size", "nan"], ["--fps", "inf"], ["--seconds", "-1"], ["--crf", "99"],
+                 ["--frames", "0"], ["--size", "99999x99999"]):
+        assert_user_error(run_cli("render", "-o", tmp_path / "v.mp4", *args))
+
+
+# ------------------------------------------------------------------------------------ inputs
+
+
+def test_odd_image_formats_load_as_rgb(tmp_path, photo):
+    from PIL import Image
+
+    rgb = (photo * 255).astype(np.uint8)
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    cv2.imwrite(str(tmp_path / "grey.png"), grey)
+    cv2.imwrite(str(tmp_path / "deep.png"), (photo[..., ::-1] * 65535).astype(np.uint16))
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=95)
+    Image.fromarray(rgb).convert("RGBA").save(tmp_path / "alpha.png")
+    frames = [Image.fromarray(rgb), Image.fromarray(255 - rgb)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    for name, tol in [("grey.png", 0.02), ("deep.png", 0.01), ("cmyk.jpg", 0.06), ("alpha.png", 0.01),
+                      ("anim.gif", 0.12)]:  # GIF: 256 colours; the first frame is the one used
+        img = load_image(tmp_path / name)
+        assert img.shape == photo.shape and img.dtype == np.float32, name
+        ref = np.repeat(grey[..., None] / 255.0, 3, 2) if name == "grey.png" else photo
+        assert np.abs(img - ref).mean() < tol, (name, np.abs(img - ref).mean())
+
+
+def test_animated_input_renders_through_the_cli(tmp_path, photo):
+    from PIL import Image
+
+    rgb = (photo * 255).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "a.gif", save_all=True, append_images=[Image.fromarray(255 - rgb)])
+    r = run_cli("render", tmp_path / "a.gif", "-o", tmp_path / "v.mp4", "--preset", "photo", "--frames", "2", *SMALL)
+    assert r.returncode == 0, r.stderr
+    assert probe(tmp_path / "v.mp4")[0] == 2
+
+
+def test_unwritable_output_folder(tmp_path, photo_file):
+    if os.geteuid() == 0:  # root writes through permission bits; a pseudo-filesystem it cannot
+        folder = Path("/proc/self")
+    else:
+        folder = tmp_path / "ro"
+        folder.mkdir()
+        folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    assert_user_error(run_cli("dream", photo_file, "-o", folder / "o.png"), "not writable")
+    assert_user_error(run_cli("render", "-o", folder / "v.mp4", *SMALL), "not writable")
+
+
+def test_bad_preset_file_through_the_cli(tmp_path):
+    (tmp_path / "bad.toml").write_text("fps = [unclosed\n")
+    assert_user_error(run_cli("render", "-o", tmp_path / "v.mp4", "--preset", tmp_path / "bad.toml"), "bad.toml")
+    (tmp_path / "nan.toml").write_text("fps = nan\n")
+    assert_user_error(run_cli("render", "-o", tmp_path / "v.mp4", "--preset", tmp_path / "nan.toml"), "finite")
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    r = run_cli("dream", tmp_path / "missing.png", "-o", tmp_path / "o.png", "--debug")
+    assert r.returncode != 0 and "Traceback" in r.stderr and "UserError" in r.stderr
+
+
+# ------------------------------------------------------------------------------------ ffmpeg
+
+
+def test_ffmpeg_missing(tmp_path):
+    env = dict(os.environ, ZOOMDREAM_FFMPEG=str(tmp_path / "no-ffmpeg"))
+    r = subprocess.run([sys.executable, "-m", "zoomdream", "render", "-o", str(tmp_path / "v.mp4"), *SMALL],
+                       capture_output=True, text=True, env=env)
+    assert_user_error(r, "ffmpeg", "missing")
+    assert not (tmp_path / "v.mp4").exists()
+
+
+def test_ffmpeg_failing_mid_render(tmp_path):
+    # A real ffmpeg behind a wrapper that dies after the first few frames (as a crashing or
+    # killed encoder would): the render stops with one line and exit 2.
+    import imageio_ffmpeg
+
+    wrapper = tmp_path / "ffmpeg"
+    wrapper.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        case "$*" in *rawvideo*) head -c 40000 >/dev/null; echo "encoder crashed" >&2; exit 1;; esac
+        exec "{imageio_ffmpeg.get_ffmpeg_exe()}" "$@"
+        """))
+    wrapper.chmod(0o755)
+    env = dict(os.environ, ZOOMDREAM_FFMPEG=str(wrapper))
+    r = subprocess.run([sys.executable, "-m", "zoomdream", "render", "-o", str(tmp_path / "v.mp4"), "--frames", "40",
+                        *SMALL], capture_output=True, text=True, env=env)
+    assert_user_error(r, "ffmpeg failed", "encoder crashed")
+
+
+# ------------------------------------------------------------------------------------ faults
+
+_FAULT = """
+import sys
+from zoomdream.dream import Dreamer
+real, calls = Dreamer.__call__, [0]
+def faulty(self, *a, **k):
+    calls[0] += 1
+    if calls[0] == {at}:
+        if "{kind}" == "nan":
+            return real(self, *a, **k) * float("nan")
+        raise RuntimeError("injected fault")
+    return real(self, *a, **k)
+Dreamer.__call__ = faulty
+from zoomdream.cli import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("kind,code,words", [("nan", 1, ["NaN", "frame 5", "5 finished frames"]),
+                                             ("crash", 1, ["internal error", "injected fault"])])
+def test_nan_or_crash_mid_render_keeps_the_good_frames(tmp_path, kind, code, words):
+    out = tmp_path / "v.mp4"
+    r = subprocess.run([sys.executable, "-c", _FAULT.format(at=6, kind=kind), "render", "-o", str(out),
+                        "--frames", "20", "--checkpoint-every", "3", *SMALL], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == code, r.stderr
+    assert "Traceback" not in r.stderr
+    for w in words:
+        assert w in r.stderr, r.stderr
+    frames, _ = probe(out)
+    assert frames == 5  # frames 0–4 are finished and play
+    assert np.isfinite(np.stack(read_frames(out))).all()
+
+
+def test_disk_full_mid_render_keeps_frames_and_resumes(tmp_path):
+    # RLIMIT_FSIZE makes every write past the limit fail with EFBIG, as a full disk fails
+    # with ENOSPC. 200 kB holds the checkpoints (about 100 kB at 64x64) but not the video.
+    out = tmp_path / "v.mp4"
+    cmd = [sys.executable, "-m", "zoomdream", "render", "-o", str(out), "--frames", "240", "--checkpoint-every", "8",
+           *SMALL]
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, preexec_fn=limit)
+    assert_user_error(r, "disk full", "--resume")
+    ck = load_checkpoint(state_dir(out) / CHECKPOINT)
+    assert ck["index"] >= 8  # work was kept
+    r = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert f"resuming {out} at frame {ck['index']}" in r.stderr
+    assert probe(out)[0] == 240
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / CHECKPOINT
+    _atomic_save({"version": 1, "index": 3}, path)
+
+    def dies_halfway(obj, f):
+        f.write(b"half a checkpoint")
+        raise KeyboardInterrupt  # a kill during the write
+
+    monkeypatch.setattr(torch, "save", dies_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        _atomic_save({"version": 1, "index": 9}, path)
+    assert load_checkpoint(path)["index"] == 3  # the old one is whole
+    assert list(tmp_path.iterdir()) == [path]  # and no temp file is left
+
+
+def _wait_for_checkpoint(ck: Path, proc: subprocess.Popen, index: int) -> None:
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if ck.exists():
+            try:
+                if load_checkpoint(ck)["index"] >= index:
+                    return
+            except UserError:
+                pass  # replaced while reading
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    raise AssertionError("no checkpoint")
+
+
+def test_sigkill_then_resume_gives_the_identical_video(tmp_path):
+    p = load_preset("journey").with_overrides(width=64, height=64, frames=30)
+    render(RenderJob(p, tmp_path / "ref.mp4", device="cpu", progress=False, frames_dir=tmp_path / "ref"),
+           log=lambda m: None)
+    out = tmp_path / "k.mp4"
+    cmd = [sys.executable, "-m", "zoomdream", "render", "-o", str(out), "--preset", "journey", "--frames", "30",
+           "--checkpoint-every", "4", "--frames-dir", str(tmp_path / "k"), *SMALL]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    _wait_for_checkpoint(state_dir(out) / CHECKPOINT, proc, 8)
+    proc.kill()  # SIGKILL: no handler runs
+    proc.wait()
+    done = len(list((tmp_path / "k").glob("*.png")))
+    kept = load_checkpoint(state_dir(out) / CHECKPOINT)["index"]
+    assert 8 <= kept <= done and done - kept < 4 + 1  # at most the frames since the last checkpoint are lost
+    r = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert probe(out)[0] == 30
+    ref, got = sorted((tmp_path / "ref").glob("*.png")), sorted((tmp_path / "k").glob("*.png"))
+    assert [f.name for f in ref] == [f.name for f in got]
+    assert all(np.array_equal(load_image(a), load_image(b)) for a, b in zip(ref, got))
+
+
+def test_sigterm_leaves_a_playable_mp4(tmp_path):
+    out = tmp_path / "t.mp4"
+    cmd = [sys.executable, "-m", "zoomdream", "render", "-o", str(out), "--frames", "400", "--checkpoint-every", "3",
+           *SMALL]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    _wait_for_checkpoint(state_dir(out) / CHECKPOINT, proc, 3)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr and "--resume" in stderr
+    n, _ = probe(out)
+    assert 3 <= n < 400 and len(read_frames(out)) == n
