@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from zoomdream.dream import FRAME_DREAM, DreamSettings, Dreamer
 from zoomdream.frames import frame_generator, start_frame
 from zoomdream.images import fit, to_tensor
 from zoomdream.models import IMAGENET_MEAN, IMAGENET_STD, Network, load_network
-from zoomdream.motion import Motion, move
+from zoomdream.motion import move
 from zoomdream.objectives import parse_objective
 from zoomdream.presets import load_preset
 from zoomdream.render import RenderJob, render
@@ -292,11 +291,13 @@ def _status_field(pid: str, key: str) -> str | None:
 
 def watch_children_peak(stop: threading.Event, peak_mb: list[float]) -> None:
     """The encoder's peak memory, read from /proc while it runs (RUSAGE_CHILDREN would report
-    the Python parent's size, which a forked child inherits until it execs)."""
+    the Python parent's size, which a forked child carries until it execs)."""
     me = str(os.getpid())
     while not stop.wait(0.05):
         for proc in Path("/proc").iterdir():
-            if proc.name.isdigit() and _status_field(proc.name, "PPid") == me:
+            # Only once it is ffmpeg: before its exec a child is a copy of this process.
+            if proc.name.isdigit() and _status_field(proc.name, "PPid") == me \
+                    and "ffmpeg" in (_status_field(proc.name, "Name") or ""):
                 hwm = _status_field(proc.name, "VmHWM")
                 if hwm is not None:
                     peak_mb[0] = max(peak_mb[0], int(hwm) / 1024)
@@ -315,7 +316,9 @@ def scaling_child(width: int, height: int, frames: int, device: str) -> None:
     stop.set()
     watcher.join()
     out = {"seconds_per_frame": result.seconds / frames,
-           "python_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           # VmHWM, not ru_maxrss: the latter counts this process's pre-exec life as a fork of
+           # the (large) benchmark parent.
+           "python_rss_mb": int(_status_field(str(os.getpid()), "VmHWM") or 0) / 1024,
            "ffmpeg_rss_mb": peak_ffmpeg[0]}
     if torch.cuda.is_available() and device != "cpu":
         out["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20

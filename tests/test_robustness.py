@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from conftest import ROOT, assert_user_error, run_cli
 from zoomdream.errors import UserError
-from zoomdream.images import load_image, save_image
+from zoomdream.images import load_image
 from zoomdream.presets import _NUMERIC, _SEGMENT_KEYS, _TOP_KEYS, load_preset, parse_preset, parse_size
 from zoomdream.render import CHECKPOINT, RenderJob, _atomic_save, load_checkpoint, render, state_dir
 from zoomdream.video import probe, read_frames
