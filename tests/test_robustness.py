@@ -15,7 +15,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -267,15 +266,37 @@ def test_disk_full_mid_render_keeps_frames_and_resumes(tmp_path):
     assert probe(out)[0] == 240
 
 
+def test_full_disk_on_a_tiny_filesystem(tmp_path):
+    # A real ENOSPC: a 320 kB tmpfs fills up mid-render (parts plus two 100 kB checkpoints
+    # during the atomic replace). Then space is freed and --resume finishes the video.
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=320k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        out = mnt / "v.mp4"
+        cmd = [sys.executable, "-m", "zoomdream", "render", "-o", str(out), "--frames", "200", "--checkpoint-every",
+               "8", *SMALL]
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        assert_user_error(r, "disk full", "--resume")
+        kept = load_checkpoint(state_dir(out) / CHECKPOINT)["index"]
+        assert 8 <= kept < 200
+        subprocess.run(["mount", "-o", "remount,size=20m", str(mnt)], check=True)  # space freed
+        r = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, cwd=ROOT)
+        assert r.returncode == 0, r.stderr
+        assert f"at frame {kept}" in r.stderr and probe(out)[0] == 200
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / CHECKPOINT
     _atomic_save({"version": 1, "index": 3}, path)
 
-    def dies_halfway(obj, f):
-        f.write(b"half a checkpoint")
-        raise KeyboardInterrupt  # a kill during the write
+    def dies_halfway(fd):
+        raise KeyboardInterrupt  # a kill while the new checkpoint is on its way to the disk
 
-    monkeypatch.setattr(torch, "save", dies_halfway)
+    monkeypatch.setattr(os, "fsync", dies_halfway)
     with pytest.raises(KeyboardInterrupt):
         _atomic_save({"version": 1, "index": 9}, path)
     assert load_checkpoint(path)["index"] == 3  # the old one is whole

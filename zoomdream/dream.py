@@ -145,15 +145,15 @@ class Dreamer:
         objective: Objective | str,
         tile: int = 0,
         overlap: int = 0,
-    ) -> tuple[torch.Tensor, float]:
-        """d objective / d pixels. Frames larger than `tile` are cut into tiles that each borrow
-        `overlap` pixels of context from their neighbours."""
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(d objective / d pixels, objective value). Frames larger than `tile` are cut into
+        tiles that each borrow `overlap` pixels of context from their neighbours. The value
+        stays a device tensor: reading it every step would stall a GPU once per step."""
         objective = parse_objective(objective) if isinstance(objective, str) else objective
         net, fn = self.bound(objective)
         h, w = img.shape[-2:]
         if tile <= 0 or (h <= tile and w <= tile):
-            g, v = self._grad(net, fn, img)
-            return g, float(v)
+            return self._grad(net, fn, img)
         if not objective.tileable:
             raise UserError(f"a {w}×{h} frame is too large to dream a class objective whole",
                             "use a smaller size or a larger --tile")
@@ -163,14 +163,14 @@ class Dreamer:
         tile = max(stride, tile // stride * stride)
         overlap = -(-overlap // stride) * stride
         grad = torch.empty_like(img)
-        total = 0.0
+        total = torch.zeros((), device=img.device)
         for ya, yb in tile_spans(h, tile, stride):
             for xa, xb in tile_spans(w, tile, stride):
                 cy, cx = max(0, ya - overlap), max(0, xa - overlap)
                 crop = img[..., cy : min(h, yb + overlap), cx : min(w, xb + overlap)]
                 g, v = self._grad(net, fn, crop)
                 grad[..., ya:yb, xa:xb] = g[..., ya - cy : yb - cy, xa - cx : xb - cx]
-                total += float(v)
+                total = total + v.float()
         return grad, total
 
     def evaluate(self, img: torch.Tensor, objective: Objective | str) -> float:
@@ -186,7 +186,7 @@ class Dreamer:
         objective: Objective,
         s: DreamSettings,
         generator: torch.Generator,
-    ) -> tuple[torch.Tensor, float]:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         # The random roll also moves the image under the (fixed) tile grid, so tile borders fall
         # on different content every step and no seam can build up.
         j = s.jitter
@@ -228,7 +228,7 @@ class Dreamer:
             for _ in range(settings.steps):
                 x, value = self.step(x, objective, settings, generator)
                 if stats is not None:
-                    stats.values.append(value)
+                    stats.values.append(float(value))
             detail = x - base
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -107,9 +108,13 @@ def settings_hash(job: RenderJob, weights_id: str, device: torch.device) -> str:
 
 def _atomic_save(obj: dict, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
+    # Serialised in memory first: torch.save writing straight to a full disk fails with an
+    # opaque RuntimeError from its zip writer, a plain write with ENOSPC.
+    buf = io.BytesIO()
+    torch.save(obj, buf)
     try:
         with open(tmp, "wb") as f:
-            torch.save(obj, f)
+            f.write(buf.getbuffer())
             f.flush()
             os.fsync(f.fileno())
     except OSError as e:
