@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from zoomdream.dream import FRAME_DREAM, DreamSettings, Dreamer
-from zoomdream.frames import frame_generator, start_frame
+from zoomdream.frames import LoopState, dream_frames, frame_generator, start_frame
 from zoomdream.images import fit, to_tensor
 from zoomdream.models import IMAGENET_MEAN, IMAGENET_STD, Network, load_network
 from zoomdream.motion import move
@@ -50,16 +50,7 @@ def sync(device: torch.device) -> None:
 
 
 def median_seconds(fn: Callable[[], object], device: torch.device, warmup: int, reps: int) -> float:
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return interleaved_medians({"fn": fn}, device, warmup, reps)["fn"]
 
 
 def interleaved_medians(fns: dict[str, Callable[[], object]], device: torch.device, warmup: int,
@@ -251,8 +242,6 @@ def section_overlap(device: torch.device, quick: bool) -> list[str]:
     preset = load_preset("default").with_overrides(frames=frames)
     network = load_network(preset.model, device=device)
     dreamer = Dreamer(network, preset.precision)
-    from zoomdream.frames import LoopState, dream_frames
-
     with tempfile.TemporaryDirectory() as tmp:
         walls = []
         loops = []
@@ -359,11 +348,12 @@ def section_precision(device: torch.device, quick: bool) -> list[str]:
     for model_name, layer in LAYERS.items():
         pretrained = model_name == "mobilenet_v2"
         objective = parse_objective(layer)
-        reference, fp32_t = None, None
+        reference, fp32_t, random_state = None, None, None
         for precision, cl, label in variants:
             network = load_network(model_name, device=device, pretrained=pretrained, channels_last=cl)
             if not pretrained:  # the same random weights for every variant
-                network.module.load_state_dict(_random_state(model_name, network))
+                random_state = random_state or network.module.state_dict()
+                network.module.load_state_dict(random_state)
             dreamer = Dreamer(network, precision)
             g = dreamer.gradient(img, objective)[0].flatten()
             reference = g if reference is None else reference
@@ -375,12 +365,6 @@ def section_precision(device: torch.device, quick: bool) -> list[str]:
             rows.append(f"| {what} | {size} | {label} | {t * 1e3:.0f} | {fp32_t / t:.2f}× | {cos:.4f} | {sign:.1%} |")
             print(rows[-1], file=sys.stderr, flush=True)
     return rows
-
-
-def _random_state(model_name: str, network: Network, cache: dict = {}) -> dict:
-    if model_name not in cache:
-        cache[model_name] = {k: v.clone() for k, v in network.module.state_dict().items()}
-    return cache[model_name]
 
 
 SECTIONS = {"overhead": None, "port": section_port, "overlap": section_overlap, "scaling": section_scaling,

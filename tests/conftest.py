@@ -1,14 +1,17 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from zoomdream.errors import UserError
 from zoomdream.images import save_image
 from zoomdream.models import load_network
+from zoomdream.render import CHECKPOINT, load_checkpoint, state_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,6 +40,22 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, "-m", "zoomdream", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, timeout=timeout, env=env)
+
+
+def wait_for_checkpoint(output: Path, proc: subprocess.Popen, index: int, timeout: float = 180) -> None:
+    """Wait until a render of `output` running in `proc` has checkpointed frame `index`."""
+    ck = state_dir(output) / CHECKPOINT
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if ck.exists():
+            try:
+                if load_checkpoint(ck)["index"] >= index:
+                    return
+            except UserError:
+                pass  # replaced while reading
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    raise AssertionError(f"no checkpoint of frame {index} within {timeout} s")
 
 
 def assert_user_error(r: subprocess.CompletedProcess, *words: str) -> None:

@@ -1,12 +1,12 @@
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import wait_for_checkpoint
 from zoomdream.images import load_image
 from zoomdream.presets import load_preset
 from zoomdream.render import RenderJob, render, state_dir
@@ -82,11 +82,7 @@ def test_sigint_leaves_playable_mp4_and_resume_finishes(tmp_path):
     cmd = [sys.executable, "-m", "zoomdream", "render", "-o", str(out), "--frames", "400", "--size", "64x64",
            "--device", "cpu", "--checkpoint-every", "3", "-q"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    ck = state_dir(out) / "checkpoint.pt"
-    deadline = time.time() + 120
-    while not ck.exists() and time.time() < deadline:
-        time.sleep(0.2)
-    assert ck.exists(), proc.communicate()
+    wait_for_checkpoint(out, proc, 3, timeout=120)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr

@@ -9,7 +9,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import cv2
@@ -18,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, assert_user_error, run_cli
+from conftest import ROOT, assert_user_error, run_cli, wait_for_checkpoint
 from zoomdream.errors import UserError
 from zoomdream.images import load_image
 from zoomdream.presets import _NUMERIC, _SEGMENT_KEYS, _TOP_KEYS, load_preset, parse_preset, parse_size
@@ -303,20 +302,6 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == [path]  # and no temp file is left
 
 
-def _wait_for_checkpoint(ck: Path, proc: subprocess.Popen, index: int) -> None:
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if ck.exists():
-            try:
-                if load_checkpoint(ck)["index"] >= index:
-                    return
-            except UserError:
-                pass  # replaced while reading
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.1)
-    raise AssertionError("no checkpoint")
-
-
 def test_sigkill_then_resume_gives_the_identical_video(tmp_path):
     p = load_preset("journey").with_overrides(width=64, height=64, frames=30)
     render(RenderJob(p, tmp_path / "ref.mp4", device="cpu", progress=False, frames_dir=tmp_path / "ref"),
@@ -325,7 +310,7 @@ def test_sigkill_then_resume_gives_the_identical_video(tmp_path):
     cmd = [sys.executable, "-m", "zoomdream", "render", "-o", str(out), "--preset", "journey", "--frames", "30",
            "--checkpoint-every", "4", "--frames-dir", str(tmp_path / "k"), *SMALL]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    _wait_for_checkpoint(state_dir(out) / CHECKPOINT, proc, 8)
+    wait_for_checkpoint(out, proc, 8)
     proc.kill()  # SIGKILL: no handler runs
     proc.wait()
     done = len(list((tmp_path / "k").glob("*.png")))
@@ -344,7 +329,7 @@ def test_sigterm_leaves_a_playable_mp4(tmp_path):
     cmd = [sys.executable, "-m", "zoomdream", "render", "-o", str(out), "--frames", "400", "--checkpoint-every", "3",
            *SMALL]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    _wait_for_checkpoint(state_dir(out) / CHECKPOINT, proc, 3)
+    wait_for_checkpoint(out, proc, 3)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 143, stderr

@@ -65,9 +65,13 @@ def writable(folder: Path) -> bool:
 _DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
+def disk_full(path: Path, detail: str = "") -> UserError:
+    return UserError(f"disk full while writing {path}" + (f" ({detail})" if detail else ""),
+                     "free some space and run the same command again with --resume")
+
+
 def write_error(path: Path, err: OSError) -> UserError:
     """A failed write as the user can act on it: a full disk (or file-size limit) is said so."""
     if err.errno in _DISK_FULL:
-        return UserError(f"disk full while writing {path} ({os.strerror(err.errno)})",
-                         "free some space and run the same command again with --resume")
+        return disk_full(path, os.strerror(err.errno))
     return UserError(f"cannot write {path} ({err.strerror or err})", "check the folder exists and is writable")

@@ -7,8 +7,8 @@ order, and its classification head."""
 from __future__ import annotations
 
 import ctypes
-import functools
 import ctypes.util
+import functools
 import importlib.util
 import math
 import os

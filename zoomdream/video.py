@@ -25,7 +25,7 @@ try:
 except ImportError:  # Windows
     resource = None  # type: ignore[assignment]
 
-from .errors import UserError
+from .errors import UserError, disk_full
 
 
 def ffmpeg_exe() -> str:
@@ -42,16 +42,19 @@ def ffmpeg_exe() -> str:
         raise UserError("ffmpeg not found", "pip install imageio-ffmpeg, or set ZOOMDREAM_FFMPEG") from None
 
 
+def _broken_ffmpeg(exe: str, why: str) -> UserError:
+    return UserError(f"ffmpeg at {exe} {why}", "reinstall imageio-ffmpeg, or point ZOOMDREAM_FFMPEG at a working ffmpeg")
+
+
 def check_ffmpeg() -> str:
     """The ffmpeg binary, after making sure it runs at all."""
     exe = ffmpeg_exe()
-    fix = "reinstall imageio-ffmpeg, or point ZOOMDREAM_FFMPEG at a working ffmpeg"
     try:
         r = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise UserError(f"ffmpeg at {exe} cannot run ({getattr(e, 'strerror', None) or type(e).__name__})", fix) from None
+        raise _broken_ffmpeg(exe, f"cannot run ({getattr(e, 'strerror', None) or type(e).__name__})") from None
     if r.returncode != 0:
-        raise UserError(f"ffmpeg at {exe} does not work (exit status {r.returncode})", fix)
+        raise _broken_ffmpeg(exe, f"does not work (exit status {r.returncode})")
     return exe
 
 
@@ -66,8 +69,10 @@ def _out_of_space(path: Path) -> bool:
     try:
         if shutil.disk_usage(path.parent).free < 16 * 2**20:
             return True
-        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] if resource else -1
-        return limit != getattr(resource, "RLIM_INFINITY", -1) and path.exists() and path.stat().st_size >= limit
+        if resource is None:
+            return False
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        return limit != resource.RLIM_INFINITY and path.exists() and path.stat().st_size >= limit
     except OSError:
         return False
 
@@ -76,8 +81,7 @@ def _ffmpeg_failure(what: str, path: Path, stderr: str, written: Path | None = N
     """`path` is what the user asked for; `written` the file ffmpeg was writing, if another."""
     msg = _last_line(stderr)
     if "No space left" in stderr or "File too large" in stderr or _out_of_space(written or path):
-        return UserError(f"disk full while writing {path}" + (f" ({msg})" if msg else ""),
-                         "free some space and run the same command again with --resume")
+        return disk_full(path, msg)
     return UserError(f"ffmpeg failed while {what} {path}: {msg or 'it gave no reason'}",
                      "check the output folder and free disk space")
 
@@ -103,8 +107,7 @@ class Encoder:
                                           stderr=self._log, start_new_session=True)
         except OSError as e:
             self._log.close()
-            raise UserError(f"ffmpeg at {cmd[0]} cannot run ({e.strerror})",
-                            "reinstall imageio-ffmpeg, or point ZOOMDREAM_FFMPEG at a working ffmpeg") from None
+            raise _broken_ffmpeg(cmd[0], f"cannot run ({e.strerror})") from None
 
     def write(self, frame: np.ndarray) -> None:
         assert frame.dtype == np.uint8 and frame.size == self._size, "frame must be H×W×3 uint8 of the video's size"
