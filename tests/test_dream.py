@@ -7,7 +7,7 @@ from zoomdream.dream import DreamSettings, Dreamer, DreamStats, octave_shapes, t
 from zoomdream.errors import UserError
 from zoomdream.images import fit, to_tensor
 from zoomdream.models import load_network
-from zoomdream.objectives import parse_objective
+from zoomdream.objectives import class_index, parse_objective
 
 
 @pytest.fixture(scope="module")
@@ -15,19 +15,39 @@ def small_photo(photo):
     return to_tensor(fit(photo, 160, 128))
 
 
-@pytest.mark.parametrize("objective", ["features.13", "features.4", "features.11:3,7", "class:tabby", "0.5*features.6 + features.12"])
+@pytest.mark.parametrize("objective", ["features.13", "features.4", "features.11:3,7", "0.5*features.6 + features.12"])
 def test_objective_rises_with_real_weights(mobilenet, small_photo, objective):
     d = Dreamer(mobilenet)
     stats = DreamStats()
     before = d.evaluate(small_photo, objective)
     out = d(small_photo, objective, DreamSettings(octaves=2, steps=6), torch.Generator().manual_seed(0), stats)
     after = d.evaluate(out, objective)
-    assert after > 1.5 * before if before > 0 else after > before + 1, (before, after)
+    # Seeds 0–2 give 1.68–2.04× (features.13) up to 5.9–7.1× (channels): 1.25× leaves a third
+    # of the smallest gain as margin for another CPU's kernels.
+    assert after > 1.25 * before > 0, (before, after)
     assert out.shape == small_photo.shape and 0 <= out.min() and out.max() <= 1
-    # within the last octave the L2 objectives climb step after step (a class logit is
-    # measured on jittered, blurred inputs and wobbles, so only its overall gain counts)
-    if parse_objective(objective).tileable:
-        assert stats.values[-1] > stats.values[-6]
+    # within the last octave the objective climbs step after step (1.3–2.2× over 5 steps)
+    assert stats.values[-1] > 1.1 * stats.values[-6]
+
+
+def _class_probability(network, img, index):
+    with torch.no_grad():
+        logits = network.truncated(["logits"])(img)["logits"][0].float()
+    p = torch.softmax(logits, 0)
+    return float(p[index]), int((p > p[index]).sum())  # probability and rank (0 = top-1)
+
+
+def test_class_objective_makes_the_network_see_the_class(mobilenet, small_photo):
+    # A logit's ratio means nothing (logits have an arbitrary offset), so measure what the
+    # class objective is for: the network's probability and rank of a class the photo is not.
+    index = class_index("goldfish", mobilenet.categories)
+    p0, rank0 = _class_probability(mobilenet, small_photo, index)
+    out = Dreamer(mobilenet)(small_photo, "class:goldfish", DreamSettings(octaves=2, steps=6),
+                             torch.Generator().manual_seed(0))
+    p1, rank1 = _class_probability(mobilenet, out, index)
+    assert rank0 > 100 and p0 < 1e-3, (rank0, p0)  # a cat photo: goldfish is far down the list
+    # seeds 0–2 reach p ≥ 0.9999 at rank 0; other classes reach rank ≤ 1 and p ≥ 0.39
+    assert rank1 <= 4 and p1 > 0.2, (rank1, p1)
 
 
 def test_guide_objective_moves_toward_guide(mobilenet, small_photo, tmp_path, photo):

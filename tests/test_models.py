@@ -113,13 +113,34 @@ def test_weights_resolution_order(tmp_path):
 def test_explicit_weights_must_exist_and_fit(tmp_path):
     with pytest.raises(UserError, match="not found"):
         load_network("mobilenet_v2", weights=tmp_path / "nope.pth")
-    bad = tmp_path / "bad.pth"
-    bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError, match="cannot load weights"):
-        load_network("mobilenet_v2", weights=bad)
+    legacy = package_weight_file("mobilenet_v2-b0353104.pth").read_bytes()  # torch's old pickle format
+    resnet = build_module(get_backbone("resnet50"))
+    torch.save(resnet.state_dict(), tmp_path / "resnet.pth")
+    zipped = (tmp_path / "resnet.pth").read_bytes()
+    cases = {  # what is in the file → the words that say so
+        b"not a checkpoint": ["not a pytorch weights file"],
+        b"": ["empty"],
+        zipped[: len(zipped) // 2]: ["damaged or truncated"],
+        legacy[: len(legacy) // 2]: ["damaged pickle"],
+        b"\x89PNG\r\n\x1a\n...": ["a png image"],
+    }
+    for i, (data, words) in enumerate(cases.items()):
+        (tmp_path / f"{i}.pth").write_bytes(data)
+        with pytest.raises(UserError) as e:
+            load_network("mobilenet_v2", weights=tmp_path / f"{i}.pth")
+        assert all(w in str(e.value).lower() for w in words), str(e.value)
     torch.save({"x": torch.zeros(1)}, tmp_path / "other.pth")
-    with pytest.raises(UserError, match="do not fit"):
+    with pytest.raises(UserError, match="does not fit mobilenet_v2: 314 of 314 tensors missing"):
         load_network("mobilenet_v2", weights=tmp_path / "other.pth")
+    # another architecture: both are named
+    with pytest.raises(UserError, match="holds resnet50 weights, not mobilenet_v2; add --model resnet50"):
+        load_network("mobilenet_v2", weights=tmp_path / "resnet.pth")
+    torch.save(torchvision.models.mobilenet_v2(num_classes=10).state_dict(), tmp_path / "ten.pth")
+    with pytest.raises(UserError, match=r"classifier.1.weight has shape \(10, 1280\), mobilenet_v2 needs \(1000"):
+        load_network("mobilenet_v2", weights=tmp_path / "ten.pth")
+    torch.save(torchvision.models.mobilenet_v2(), tmp_path / "whole.pth")  # a pickled module, not a state_dict
+    with pytest.raises(UserError, match="holds Python objects"):
+        load_network("mobilenet_v2", weights=tmp_path / "whole.pth")
 
 
 def test_every_backbone_lists_layers():

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +21,8 @@ from .frames import LoopState, dream_frames, start_frame
 from .images import load_image, resize_long_side, to_numpy, to_tensor, to_uint8
 from .models import DEFAULT_MODEL, Network, load_network
 from .objectives import DEFAULT_OBJECTIVE, parse_objective
-from .presets import Preset, load_preset
+from .presets import SEED, Preset, check_number, dream_settings, load_preset
 from .render import RenderJob, RenderResult, render as _render
-
-_DREAM_FIELDS = {f.name for f in fields(DreamSettings)}
-
 
 def _network(model: str | Network, weights: str | None, device: str) -> Network:
     return model if isinstance(model, Network) else load_network(model, weights, device)
@@ -48,9 +44,8 @@ def dream(
     """Dream one image. `settings` are DreamSettings fields (octaves, octave_scale, steps,
     step_size, jitter, tile, tile_overlap, blur). A path or array gives H×W×3 uint8 back; a
     1×3×H×W tensor gives a tensor."""
-    unknown = set(settings) - _DREAM_FIELDS
-    if unknown:
-        raise UserError(f"unknown dream setting {sorted(unknown)[0]!r}", f"use {', '.join(sorted(_DREAM_FIELDS))}")
+    checked = dream_settings(settings, "zoomdream.dream()")
+    check_number(seed, "seed", SEED, "zoomdream.dream()")
     net = _network(model, weights, device)
     as_tensor = isinstance(image, torch.Tensor)
     if isinstance(image, (str, Path)):
@@ -61,7 +56,7 @@ def dream(
         if size:
             image = resize_long_side(image.astype(np.float32) / 255 if image.dtype == np.uint8 else image, size)
         image = to_tensor(image)
-    out = Dreamer(net, precision)(image, parse_objective(objective), replace(DreamSettings(), **settings),
+    out = Dreamer(net, precision)(image, parse_objective(objective), checked,
                                   torch.Generator().manual_seed(seed), stats)
     return out if as_tensor else to_uint8(to_numpy(out))
 

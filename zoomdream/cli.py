@@ -15,15 +15,13 @@ try:  # typer ≥ 0.25 carries its own copy of click
 except ImportError:  # pragma: no cover - older typer on click
     from click.exceptions import ClickException
 
-from .errors import UserError, check_output_path
+from .errors import UserError
+from .paths import check_dream_paths, check_render_paths
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   rich_markup_mode=None, help="DeepDream infinite-zoom videos.")
 presets_app = typer.Typer(help="List shipped presets, or show one.", invoke_without_command=True)
 app.add_typer(presets_app, name="presets")
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-
 
 def _echo(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
@@ -49,19 +47,19 @@ def dream(
     overwrite: bool = typer.Option(False, help="Replace the output if it exists."),
 ) -> None:
     """Dream a single image."""
-    from dataclasses import replace
-
+    check_dream_paths(image, output, weights, overwrite)  # in a blink, before torch loads
     from . import images
-    from .dream import DreamSettings, Dreamer, DreamStats
+    from .dream import Dreamer, DreamStats
     from .models import DEFAULT_MODEL, load_network
     from .objectives import DEFAULT_OBJECTIVE, parse_objective
+    from .presets import SEED, check_number, dream_settings
 
-    check_output_path(output, IMAGE_SUFFIXES, overwrite)
-    if size < 0 or size > 16384:
-        raise UserError(f"--size {size} is out of range", "use 16–16384, or 0 to keep the photo's size")
+    if size != 0 and not images.MIN_SIDE <= size <= images.MAX_SIDE:
+        raise UserError(f"--size {size} is out of range", f"use {images.MIN_SIDE}–{images.MAX_SIDE}, or 0 to keep "
+                        "the photo's size")
+    check_number(seed, "--seed", SEED, "command line")
     given = dict(octaves=octaves, octave_scale=octave_scale, steps=steps, step_size=step_size, jitter=jitter, tile=tile)
-    settings = replace(DreamSettings(), **{k: v for k, v in given.items() if v is not None})
-    _validate_dream(settings)
+    settings = dream_settings({k: v for k, v in given.items() if v is not None})
     obj = parse_objective(objective or DEFAULT_OBJECTIVE)
     img = images.load_image(image)
     images.check_min_size(img, f"input image {image}")
@@ -85,15 +83,6 @@ def dream(
     gain = f"{after / before:.2f}x" if before > 0 else "n/a"
     print(f"objective  {before:.4g} -> {after:.4g} (gain {gain})")
     print(f"wrote      {output}")
-
-
-def _validate_dream(s) -> None:
-    checks = [("octaves", s.octaves >= 1, "at least 1"), ("octave-scale", s.octave_scale > 1, "greater than 1"),
-              ("steps", s.steps >= 0, "at least 0"), ("step-size", 0 < s.step_size < 1, "between 0 and 1"),
-              ("jitter", s.jitter >= 0, "at least 0"), ("tile", s.tile >= 0, "at least 0")]
-    for name, ok, want in checks:
-        if not ok:
-            raise UserError(f"--{name} is out of range", f"use a value {want}")
 
 
 @app.command()
@@ -120,6 +109,7 @@ def render(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
 ) -> None:
     """Render an infinite-zoom dream video."""
+    check_render_paths(output, input, preset, weights, frames_dir, gif, overwrite or resume)
     from .presets import load_preset, parse_size
     from .render import RenderJob
     from .render import render as do_render
@@ -132,8 +122,6 @@ def render(
                          precision=precision, crf=crf, loop=loop)
     if checkpoint_every < 1:
         raise UserError("--checkpoint-every must be at least 1", "use e.g. 24")
-    if input is not None and not input.exists():
-        raise UserError(f"image not found: {input}", "check the path")
     job = RenderJob(p, output, str(input) if input else None, device, str(weights) if weights else None,
                     frames_dir, gif, resume, overwrite, checkpoint_every, progress=not quiet)
     t0 = time.perf_counter()

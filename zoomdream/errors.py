@@ -6,7 +6,6 @@ from __future__ import annotations
 import difflib
 import errno
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -35,31 +34,6 @@ def closest(name: str, valid: Iterable[str], n: int = 4) -> str:
         return "did you mean " + ", ".join(close) + "?"
     shown = ", ".join(valid[:8]) + (", …" if len(valid) > 8 else "")
     return f"valid names: {shown}"
-
-
-def check_output_path(path: Path, suffixes: tuple[str, ...], overwrite: bool) -> None:
-    """Refuse an output we could not write, before any work is done."""
-    if path.suffix.lower() not in suffixes:
-        raise UserError(f"output {path} must end in {' or '.join(suffixes)}", f"name it e.g. out{suffixes[0]}")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UserError(f"output folder {parent} does not exist", "create it first or choose another -o path")
-    if not writable(parent):
-        raise UserError(f"output folder {parent} is not writable", "choose another -o path")
-    if path.is_dir():
-        raise UserError(f"output {path} is a folder", f"give a file name ending in {suffixes[0]}")
-    if path.exists() and not overwrite:
-        raise UserError(f"output {path} already exists", "add --overwrite or choose another -o path")
-
-
-def writable(folder: Path) -> bool:
-    """Whether a file can be created in `folder`, found by creating one: permission bits lie
-    to root, to ACLs and on read-only mounts."""
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".zoomdream-probe-"):
-            return True
-    except OSError:
-        return False
 
 
 _DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)

@@ -1,75 +1,102 @@
 """Reading and writing still images, and moving them between numpy (H×W×3 RGB) and torch
 (1×3×H×W float in [0, 1]). Every malformed input turns into a UserError here, so the rest of
-the pipeline only ever sees clean float RGB."""
+the pipeline only ever sees clean float RGB.
+
+Photos are read as a viewer shows them: Pillow decodes them, the EXIF orientation is applied
+(a portrait phone photo is stored sideways with a "rotate" tag), an embedded ICC profile is
+converted to sRGB (the network was trained on sRGB; a wide-gamut Display P3 or Adobe RGB photo
+read raw looks washed out), and transparency is composited on mid-grey (BACKGROUND)."""
 
 from __future__ import annotations
 
+import io
 import os
+import struct
+import warnings
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-# Refuse absurd headers before decoding: OpenCV checks width×height against this limit while
-# reading the header, so a 100000×100000 PNG never allocates 30 GB.
-MAX_PIXELS = 1 << 28  # 16384×16384
-os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
-os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+from .errors import UserError, write_error
+from .paths import input_file, read_bytes
 
-import cv2  # noqa: E402  (reads the environment above at import)
-
-from .errors import UserError  # noqa: E402
-
+# Refused from the header, before decoding: a 100000×100000 PNG never allocates 30 GB.
+MAX_SIDE = 16384
+MAX_PIXELS = MAX_SIDE * MAX_SIDE
 MIN_SIDE = 16
+# What shows through transparent pixels: mid-grey, because black or white would start the
+# dream from a flat extreme that takes many frames to fill with structure.
+BACKGROUND = 0.5
+_SRGB = ImageCms.createProfile("sRGB")
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode any image cv2 reads (grey, 16-bit, alpha, CMYK JPEG, first frame of a GIF) into
-    float32 RGB in [0, 1]."""
-    p = Path(path)
-    if not p.exists():
-        raise UserError(f"image not found: {p}", "check the path")
-    if p.is_dir():
-        raise UserError(f"{p} is a folder, not an image", "give an image file")
+def load_image(path: str | os.PathLike, what: str = "input image") -> np.ndarray:
+    """Decode a PNG, JPEG, WebP, TIFF, BMP or GIF (grey, 16-bit, alpha, CMYK, palette; the
+    first frame of an animation) into float32 sRGB in [0, 1], upright."""
+    p = input_file(path, what)
+    data = read_bytes(p, what)
+    if not data:
+        raise UserError(f"{what} {p} is empty (0 bytes)", "give a real image file")
+    unreadable = UserError(f"{what} {p} is not a readable image (corrupt, truncated or not an image)",
+                           "give a PNG, JPEG, WebP, TIFF, BMP or GIF file")
     try:
-        data = np.fromfile(p, dtype=np.uint8)
-    except OSError as e:
-        raise UserError(f"cannot read {p}: {e.strerror}", "check the file's permissions") from None
-    if data.size == 0:
-        raise UserError(f"{p} is empty (0 bytes)", "give a real image file")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                if im.width * im.height > MAX_PIXELS:
+                    raise UserError(f"{what} {p} is too large ({im.width}×{im.height}, over "
+                                    f"{MAX_PIXELS // 1_000_000} megapixels)", "downscale it first")
+                im.seek(0)
+                im.load()
+                return _to_rgb_float(_to_srgb(ImageOps.exif_transpose(im)))
+    except Image.DecompressionBombError:
+        raise UserError(f"{what} {p} is too large (over {MAX_PIXELS // 1_000_000} megapixels)",
+                        "downscale it first") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error):
+        raise unreadable from None
+
+
+def _to_srgb(im: Image.Image) -> Image.Image:
+    """Convert an image with an embedded ICC profile to sRGB (alpha kept aside)."""
+    icc = im.info.get("icc_profile")
+    if not icc or im.mode not in ("RGB", "RGBA", "CMYK", "L", "LA"):
+        return im
+    alpha = im.getchannel("A") if im.mode in ("RGBA", "LA") else None
+    base = im.convert("RGB" if im.mode == "RGBA" else "L") if alpha is not None else im
     try:
-        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    except cv2.error:
-        raise UserError(
-            f"{p} is too large (over {MAX_PIXELS // 1_000_000} megapixels) or malformed",
-            "downscale it first",
-        ) from None
-    if img is None:
-        raise UserError(f"{p} is not a readable image (corrupt, truncated or not an image)",
-                        "give a PNG, JPEG, WebP, TIFF, BMP or GIF file")
-    return _to_rgb_float(img)
+        out = ImageCms.profileToProfile(base, ImageCms.ImageCmsProfile(io.BytesIO(icc)), _SRGB, outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return im  # a broken profile: show the pixels as they are, like most viewers do
+    if alpha is not None:
+        out.putalpha(alpha)
+    return out
 
 
-def _to_rgb_float(img: np.ndarray) -> np.ndarray:
-    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(img.dtype)
-    img = img.astype(np.float32) / scale if scale else np.clip(img.astype(np.float32), 0, 1)
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=2)
-    elif img.shape[2] == 4:
-        # Composite transparency onto mid-grey: black would start the dream in the dark.
-        alpha = img[..., 3:4]
-        img = img[..., :3] * alpha + 0.5 * (1 - alpha)
-    elif img.shape[2] == 1:
-        img = np.repeat(img, 3, axis=2)
-    return np.ascontiguousarray(img[..., 2::-1])  # BGR → RGB
+def _to_rgb_float(im: Image.Image) -> np.ndarray:
+    if im.mode.startswith("I") or im.mode == "F":  # 16/32-bit grey
+        a = np.asarray(im, dtype=np.float32)
+        a = a / 65535.0 if im.mode != "F" else a
+        return np.ascontiguousarray(np.repeat(np.clip(a, 0, 1)[..., None], 3, axis=2))
+    if im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info:
+        a = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
+        alpha = a[..., 3:4]
+        return np.ascontiguousarray(a[..., :3] * alpha + BACKGROUND * (1 - alpha))
+    return np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
 
 
 def save_image(path: str | os.PathLike, image: np.ndarray | torch.Tensor) -> None:
-    """Write an image (float in [0, 1] or uint8) losslessly by extension (PNG for frames)."""
-    arr = to_uint8(image)
-    ok = cv2.imwrite(str(path), arr[..., ::-1])
+    """Write an image (float in [0, 1] or uint8) by its extension: PNG for lossless frames."""
+    path = Path(path)
+    ok, buf = cv2.imencode(path.suffix or ".png", np.ascontiguousarray(to_uint8(image)[..., ::-1]))
     if not ok:
-        raise UserError(f"cannot write image {path}", "check the folder exists and is writable")
+        raise UserError(f"cannot encode an image as {path.suffix}", "use .png or .jpg")
+    try:
+        path.write_bytes(buf.tobytes())
+    except OSError as e:
+        raise write_error(path, e) from None
 
 
 def to_uint8(image: np.ndarray | torch.Tensor) -> np.ndarray:

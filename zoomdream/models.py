@@ -10,8 +10,10 @@ import ctypes
 import ctypes.util
 import functools
 import importlib.util
+import io
 import math
 import os
+import pickle
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .errors import UserError, closest
+from .paths import input_file, read_bytes
 
 LOGITS = "logits"
 # The one backbone whose ImageNet weights install offline (see OFFLINE_PACKAGES).
@@ -151,10 +154,7 @@ def resolve_weights(
     then torchvision's own download (the only step that needs a network)."""
     entries = weights_entries(backbone)
     if explicit is not None:
-        p = Path(explicit).expanduser()
-        if not p.is_file():
-            raise UserError(f"weights file not found: {p}", "check the --weights path")
-        return WeightsSource("file", p, "given")
+        return WeightsSource("file", input_file(explicit, "weights file", "check the --weights path"), "given")
     cache_dir = cache_dir if cache_dir is not None else hub_checkpoint_dir()
     for entry in entries:
         cached = cache_dir / weights_filename(entry)
@@ -193,16 +193,60 @@ def load_state_dict(
             reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
             raise _missing_weights_error(backbone, cache_dir, f"download failed: {reason}") from None
     assert source.path is not None
+    fix = f"give a torchvision {backbone.name} state_dict (.pth), e.g. torch.save(model.state_dict(), FILE)"
+    data = read_bytes(source.path, "weights file")
     try:
-        state = torch.load(source.path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UserError(f"cannot load weights {source.path}: {str(e).splitlines()[0][:120]}",
-                        "give a torchvision state_dict .pth file") from None
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" in str(e):
+            raise UserError(f"weights file {source.path} holds Python objects, not just tensors (a whole pickled "
+                            "model?); zoomdream does not run pickled code", fix) from None
+        raise UserError(f"weights file {source.path} is {_what_file(data)}", fix) from None
+    except Exception:
+        raise UserError(f"weights file {source.path} is {_what_file(data)}", fix) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise UserError(f"{source.path} holds no state_dict", "give a torchvision state_dict .pth file")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"weights file {source.path} holds no state_dict (a dict of tensors)", fix)
     return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _what_file(data: bytes) -> str:
+    """What a file that torch cannot load looks like, in words."""
+    if not data:
+        return "empty (0 bytes)"
+    if data.startswith(b"PK"):
+        return "a damaged or truncated PyTorch file (its zip archive cannot be read)"
+    for magic, kind in ((b"\x89PNG", "a PNG image"), (b"\xff\xd8", "a JPEG image"), (b"\x80", "a damaged pickle"),
+                        (b"{", "text (JSON?)"), (b"<", "text (HTML?)")):
+        if data.startswith(magic):
+            return f"{kind}, not PyTorch weights"
+    return "not a PyTorch weights file (neither a zip archive nor a pickle)"
+
+
+def _mismatch(backbone: Backbone, module: nn.Module, state: dict[str, torch.Tensor], where: object) -> UserError:
+    """Why a state_dict does not load, naming the architecture it was saved from if it is one
+    of ours."""
+    fix = f"give the torchvision {backbone.name} ImageNet weights, or --model for the file's network"
+    own = module.state_dict()
+    for other in BACKBONES.values():
+        if other is backbone:
+            continue
+        keys = build_module(other, "meta").state_dict().keys()
+        if len(set(state) & set(keys)) >= 0.9 * len(keys):
+            return UserError(f"weights file {where} holds {other.name} weights, not {backbone.name}",
+                             f"add --model {other.name}, or give {backbone.name} weights")
+    missing = [k for k in own if k not in state]
+    if missing:
+        return UserError(f"weights file {where} does not fit {backbone.name}: {len(missing)} of {len(own)} tensors "
+                         f"missing (e.g. {missing[0]})", fix)
+    wrong = [k for k in own if state[k].shape != own[k].shape]
+    if wrong:
+        return UserError(f"weights file {where} does not fit {backbone.name}: {wrong[0]} has shape "
+                         f"{tuple(state[wrong[0]].shape)}, {backbone.name} needs {tuple(own[wrong[0]].shape)}", fix)
+    extra = [k for k in state if k not in own]
+    return UserError(f"weights file {where} does not fit {backbone.name}: {len(extra)} tensors it does not have "
+                     f"(e.g. {extra[0] if extra else '?'})", fix)
 
 
 # ---------------------------------------------------------------- the network
@@ -408,10 +452,8 @@ def load_network(
         state = load_state_dict(backbone, source)
         try:
             module.load_state_dict(state, strict=True)
-        except RuntimeError as e:
-            where = source.path or "the downloaded file"
-            raise UserError(f"weights {where} do not fit {backbone.name}: {str(e).splitlines()[1:2]}",
-                            f"give the torchvision {backbone.name} ImageNet weights") from None
+        except RuntimeError:
+            raise _mismatch(backbone, module, state, source.path or "downloaded") from None
     else:
         source = WeightsSource("random", None, "random")
     for attr in backbone.unused:

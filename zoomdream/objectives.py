@@ -16,12 +16,12 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import torch
 
 from .errors import UserError, closest
 from .models import LOGITS, Backbone, DreamNet, LayerInfo, Network, check_layer
+from .paths import input_file
 
 TERM_KINDS = ("layer", "class", "guide")
 # Deep enough for eyes, fur and animal faces on mobilenet_v2, shallow enough to stay fast.
@@ -146,8 +146,8 @@ def check_names(objective: Objective, backbone: Backbone, layers: list[LayerInfo
                                 f"{t.layer} has channels 0–{info.channels - 1}")
         if t.kind == "class":
             class_index(t.target, categories())
-        if t.kind == "guide" and not Path(t.target).expanduser().is_file():
-            raise UserError(f"guide image not found: {t.target}", "check the path after 'guide:'")
+        if t.kind == "guide":
+            input_file(t.target, "guide image", "check the path after 'guide:'")
 
 
 def check(objective: Objective, network: Network) -> None:
@@ -212,7 +212,7 @@ def _guide_term(layer: str, scale: float, guide: torch.Tensor):
 def _guide_features(t: Term, network: Network, dreamnet: DreamNet, size: int) -> torch.Tensor:
     from .images import check_min_size, load_image, resize_long_side, to_tensor
 
-    img = load_image(Path(t.target).expanduser())
+    img = load_image(t.target, "guide image")
     check_min_size(img, f"guide image {t.target}")
     x = to_tensor(resize_long_side(img, size), network.device)
     with torch.no_grad():

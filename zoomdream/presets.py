@@ -12,7 +12,7 @@ import math
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .dream import FRAME_DREAM, DreamSettings
 from .errors import UserError, closest
@@ -20,30 +20,76 @@ from .models import BACKBONES, DEFAULT_MODEL, categories, describe_layers, get_b
 from .motion import Motion
 from .objectives import DEFAULT_OBJECTIVE, Objective, parse_objective
 from .objectives import check_names as check_objective_names
+from .paths import input_file, names_a_file, read_bytes
 
 # Shipped presets: inside the package when installed from a wheel, the repo's presets/ otherwise.
 _HERE = Path(__file__).resolve().parent
 PRESET_DIR = next((d for d in (_HERE / "presets", _HERE.parent / "presets") if d.is_dir()), _HERE / "presets")
 EASES = ("linear", "smooth")
 
-# Keys a segment may keyframe, with their range checks: (kind, lower bound, bound inclusive?)
-_NUMERIC: dict[str, tuple[type, float | None, bool]] = {
-    "octaves": (int, 1, True),
-    "octave_scale": (float, 1.0, False),
-    "steps": (int, 0, True),
-    "step_size": (float, 0.0, False),
-    "jitter": (int, 0, True),
-    "tile": (int, 0, True),
-    "tile_overlap": (int, 0, True),
-    "blur": (float, 0.0, True),
-    "zoom": (float, 0.0, False),
-    "rotate": (float, None, True),
-    "pan_x": (float, None, True),
-    "pan_y": (float, None, True),
+
+class Range(NamedTuple):
+    """A number's type and bounds. `open_lo`: the lower bound itself is not allowed."""
+
+    kind: type
+    lo: float | None = None
+    hi: float | None = None
+    open_lo: bool = False
+
+    def describe(self) -> str:
+        lo, hi = _fmt(self.lo), _fmt(self.hi)
+        if self.lo is not None and self.hi is not None and not self.open_lo:
+            return f"from {lo} to {hi}"
+        low = "" if self.lo is None else f"{'greater than' if self.open_lo else 'at least'} {lo}"
+        high = "" if self.hi is None else f"at most {hi}"
+        return " and ".join(x for x in (low, high) if x) or "a finite number"
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return ""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+# Keys a segment may keyframe, with their ranges. Upper bounds keep a typo (jitter = 1e20,
+# blur = 1e300) from validating and then failing, or running for ever, inside the render.
+SEGMENT_RANGES: dict[str, Range] = {
+    "octaves": Range(int, 1, 12),
+    "octave_scale": Range(float, 1.0, 4.0, open_lo=True),
+    "steps": Range(int, 0, 1000),
+    "step_size": Range(float, 0.0, 1.0, open_lo=True),  # mean pixel change per step, 0–1 units
+    "jitter": Range(int, 0, 1024),
+    "tile": Range(int, 0, 16384),
+    "tile_overlap": Range(int, 0, 1024),
+    "blur": Range(float, 0.0, 5.0),  # its reflect padding must stay inside a 32 px frame
+    "zoom": Range(float, 0.01, 100.0),  # scale per second: 100× in, 100× out
+    "rotate": Range(float, -3600.0, 3600.0),  # degrees per second
+    "pan_x": Range(float, -100.0, 100.0),  # frame widths per second
+    "pan_y": Range(float, -100.0, 100.0),
 }
-_DREAM_KEYS = {f.name for f in fields(DreamSettings)} & set(_NUMERIC)
+SEED = Range(int, 0, 2**63 - 1)  # what a torch.Generator takes
+
+
+def flag(key: str) -> str:
+    """The command-line flag for a setting: step_size → --step-size."""
+    return f"--{key.replace('_', '-')}"
+
+
+def dream_settings(given: dict[str, Any], source: str = "command line", base: DreamSettings | None = None,
+                   ) -> DreamSettings:
+    """DreamSettings from keyword values, each checked against the ranges presets use."""
+    checked = {}
+    for key, value in given.items():
+        if key not in _DREAM_KEYS:
+            raise UserError(f"unknown dream setting {_show(key)}", f"use {', '.join(sorted(_DREAM_KEYS))}")
+        path = flag(key) if source == "command line" else key
+        checked[key] = check_number(value, path, SEGMENT_RANGES[key], source)
+    return replace(base or DreamSettings(), **checked)
+
+
+_DREAM_KEYS = {f.name for f in fields(DreamSettings)} & set(SEGMENT_RANGES)
 _MOTION_KEYS = {f.name for f in fields(Motion)}
-_SEGMENT_KEYS = set(_NUMERIC) | {"seconds", "frames", "objective", "blend", "ease"}
+_SEGMENT_KEYS = set(SEGMENT_RANGES) | {"seconds", "frames", "objective", "blend", "ease"}
 
 
 @dataclass(frozen=True)
@@ -106,11 +152,11 @@ class Preset:
         """Apply command-line flags (None means 'not given'), validated like preset keys."""
         given = {k: v for k, v in kw.items() if v is not None}
         for key, value in given.items():
-            flag = f"--{key.replace('_', '-')}"
             if key in _TOP_CHECKS:
-                given[key] = _TOP_CHECKS[key](value, flag, "command line")
+                given[key] = _TOP_CHECKS[key](value, flag(key), "command line")
             elif key in ("frames", "width", "height"):
-                given[key] = int(_check_number(value, flag, int, 1, True, "command line"))
+                given[key] = check_number(value, flag(key), Range(int, 1, MAX_FRAMES if key == "frames" else None),
+                                          "command line")
         if "frames" in given:
             given["seconds"] = given.pop("frames") / given.get("fps", self.fps)
         out = replace(self, **given)
@@ -129,20 +175,28 @@ def _err(source: str, path: str, problem: str, fix: str) -> UserError:
     return UserError(f"{source}: {path}: {problem}", fix)
 
 
-def _check_number(v: Any, path: str, kind: type, lo: float | None, inclusive: bool, source: str,
-                  hi: float | None = None) -> float:
+def _show(v: Any) -> str:
+    """A value as the user wrote it, short (a 5000-digit integer cannot even be printed)."""
+    try:
+        text = repr(v)
+    except ValueError:
+        return "an integer too long to print"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_number(v: Any, path: str, r: Range, source: str) -> float:
+    """`v` as a number within `r`, or the one-line error naming `path` in `source`."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise _err(source, path, f"must be a number, got {type(v).__name__} {v!r}", "write a number")
-    if kind is int and not float(v).is_integer():
-        raise _err(source, path, f"must be a whole number, got {v}", "drop the fraction")
-    if not math.isfinite(v):
-        raise _err(source, path, f"must be finite, got {v}", "write a finite number")
-    if lo is not None and (v < lo or (v == lo and not inclusive)):
-        bound = f"at least {lo:g}" if inclusive else f"greater than {lo:g}"
-        raise _err(source, path, f"must be {bound}, got {v}", f"use a value {bound}")
-    if hi is not None and v > hi:
-        raise _err(source, path, f"must be at most {hi:g}, got {v}", f"use a value from {lo:g} to {hi:g}")
-    return v
+        raise _err(source, path, f"must be a number, got {type(v).__name__} {_show(v)}", "write a number")
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise _err(source, path, f"must be finite, got {v}", "write a finite number")
+        if r.kind is int and not v.is_integer():
+            raise _err(source, path, f"must be a whole number, got {v}", "drop the fraction")
+    too_low = r.lo is not None and (v < r.lo or (v == r.lo and r.open_lo))
+    if too_low or (r.hi is not None and v > r.hi):
+        raise _err(source, path, f"must be {r.describe()}, got {_show(v)}", f"use a value {r.describe()}")
+    return r.kind(v)
 
 
 MAX_FRAMES = 1_000_000  # 11.5 hours at 24 fps: past this a length is a typo, not a plan
@@ -154,13 +208,22 @@ def _check_length(preset: Preset, path: str, source: str) -> None:
                    "render a shorter video (or several)")
 
 
+# Video frame sizes: H.264 in yuv420p needs even sides, x264 refuses a side over 16384, and
+# past 8192² pixels a frame is more than ffmpeg's raw-video input takes.
+MIN_SIDE, MAX_SIDE, MAX_PIXELS = 32, 16384, 8192 * 8192
+
+
 def _check_size(w: int, h: int, path: str, source: str) -> None:
-    if w < 32 or h < 32:
-        raise _err(source, path, f"{w}x{h} is too small", "use at least 32x32")
-    if w * h > 8192 * 8192:
-        raise _err(source, path, f"{w}x{h} is too large", "use at most 8192x8192 pixels in all")
+    size = f"{_show(w)}x{_show(h)}"
+    if w < MIN_SIDE or h < MIN_SIDE:
+        raise _err(source, path, f"{size} is too small", f"use at least {MIN_SIDE}x{MIN_SIDE}")
+    if w > MAX_SIDE or h > MAX_SIDE:
+        raise _err(source, path, f"{size} has a side over {MAX_SIDE}, more than H.264 encodes",
+                   f"keep each side at most {MAX_SIDE}")
+    if w * h > MAX_PIXELS:
+        raise _err(source, path, f"{size} is too large", "use at most 8192x8192 pixels in all")
     if w % 2 or h % 2:
-        raise _err(source, path, f"{w}x{h} has an odd side; H.264 yuv420p needs even sides",
+        raise _err(source, path, f"{size} has an odd side; H.264 yuv420p needs even sides",
                    f"use {w + w % 2}x{h + h % 2}")
 
 
@@ -170,13 +233,13 @@ def parse_size(v: Any, path: str = "size", source: str = "command line") -> tupl
         try:
             w, h = (int(parts[0]), int(parts[1])) if len(parts) == 2 else (int(parts[0]), int(parts[0]))
         except ValueError:
-            raise _err(source, path, f"cannot read size {v!r}", "write WIDTHxHEIGHT, e.g. 512x512") from None
+            raise _err(source, path, f"cannot read size {_show(v)}", "write WIDTHxHEIGHT, e.g. 512x512") from None
     elif isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v):
         w, h = v
     elif isinstance(v, int) and not isinstance(v, bool):
         w = h = v
     else:
-        raise _err(source, path, f"cannot read size {v!r}", 'write "512x512" or [512, 512]')
+        raise _err(source, path, f"cannot read size {_show(v)}", 'write "512x512" or [512, 512]')
     _check_size(w, h, path, source)
     return w, h
 
@@ -184,7 +247,7 @@ def parse_size(v: Any, path: str = "size", source: str = "command line") -> tupl
 def _check_str(choices: tuple[str, ...]):
     def check(v, path, source):
         if v not in choices:
-            raise _err(source, path, f"unknown value {v!r}", f"use one of {', '.join(choices)}")
+            raise _err(source, path, f"unknown value {_show(v)}", f"use one of {', '.join(choices)}")
         return v
 
     return check
@@ -193,7 +256,7 @@ def _check_str(choices: tuple[str, ...]):
 def _check_start(v, path, source):
     if isinstance(v, str) and (v in ("noise", "photo") or _hex_colour(v) is not None):
         return v
-    raise _err(source, path, f"unknown start {v!r}", 'use "noise", "photo" or a colour like "#204060"')
+    raise _err(source, path, f"unknown start {_show(v)}", 'use "noise", "photo" or a colour like "#204060"')
 
 
 def _hex_colour(v: str) -> tuple[float, float, float] | None:
@@ -205,24 +268,25 @@ def _hex_colour(v: str) -> tuple[float, float, float] | None:
     return None
 
 
-def _typed(kind: type, lo: float | None = None, inclusive: bool = True, hi: float | None = None):
+def _typed(kind: type, *bounds: Any, **kw: Any):
+    """A check for a top-level key: a bool, a string, or a number in Range(kind, *bounds)."""
     def check(v, path, source):
         if kind is bool:
             if not isinstance(v, bool):
-                raise _err(source, path, f"must be true or false, got {v!r}", "write true or false")
+                raise _err(source, path, f"must be true or false, got {_show(v)}", "write true or false")
             return v
         if kind is str:
             if not isinstance(v, str):
-                raise _err(source, path, f"must be a string, got {v!r}", "quote the value")
+                raise _err(source, path, f"must be a string, got {_show(v)}", "quote the value")
             return v
-        return kind(_check_number(v, path, kind, lo, inclusive, source, hi))
+        return check_number(v, path, Range(kind, *bounds, **kw), source)
 
     return check
 
 
 def _check_model(v, path, source):
     if not isinstance(v, str) or v not in BACKBONES:
-        raise _err(source, path, f"unknown model {v!r}", closest(str(v), BACKBONES))
+        raise _err(source, path, f"unknown model {_show(v)}", closest(_show(v), BACKBONES))
     return v
 
 
@@ -230,15 +294,15 @@ _TOP_CHECKS = {
     "name": _typed(str),
     "description": _typed(str),
     "model": _check_model,
-    "fps": _typed(float, 0, False),
-    "seconds": _typed(float, 0, False),
-    "seed": _typed(int, 0, True),
+    "fps": _typed(float, 0, 240, open_lo=True),
+    "seconds": _typed(float, 0, open_lo=True),  # and at most MAX_FRAMES frames
+    "seed": _typed(*SEED),
     "start": _check_start,
-    "crf": _typed(int, 0, True, hi=51),  # H.264's range; 18 is visually lossless
+    "crf": _typed(int, 0, 51),  # H.264's range; 18 is visually lossless
     "loop": _typed(bool),
-    "loop_seconds": _typed(float, 0, False),
+    "loop_seconds": _typed(float, 0, 3600, open_lo=True),
     "color": _check_str(("match", "off")),
-    "color_strength": _typed(float, 0, True),
+    "color_strength": _typed(float, 0, 1),
     "warmup": _typed(bool),
     "precision": _check_str(("fp32", "bf16", "fp16")),
 }
@@ -260,7 +324,7 @@ def parse_preset(data: dict[str, Any], source: str = "<preset>") -> Preset:
     if "frames" in data:
         if "seconds" in data:
             raise _err(source, "frames", "both frames and seconds are set", "keep one of them")
-        kw["seconds"] = _check_number(data["frames"], "frames", int, 1, True, source) / fps
+        kw["seconds"] = check_number(data["frames"], "frames", Range(int, 1, MAX_FRAMES), source) / fps
     preset = Preset(source=source, **kw)
     _check_length(preset, "seconds", source)
     raw_segments = data.get("segments", [{}])
@@ -291,12 +355,12 @@ def _parse_segments(raw: list[dict], preset: Preset, source: str) -> tuple[Segme
             continue
         span = seg[unit]
         if not (isinstance(span, list) and len(span) == 2):
-            raise _err(source, f"{where}.{unit}", f"must be [start, end], got {span!r}", "write e.g. [0, 4]")
-        a, b = (_check_number(x, f"{where}.{unit}", float, 0, True, source) for x in span)
+            raise _err(source, f"{where}.{unit}", f"must be [start, end], got {_show(span)}", "write e.g. [0, 4]")
+        a, b = (check_number(x, f"{where}.{unit}", Range(float, 0), source) for x in span)
         if unit == "frames":
             a, b = a / preset.fps, b / preset.fps
         if b <= a:
-            raise _err(source, f"{where}.{unit}", f"ends before it starts ({span})", "make end > start")
+            raise _err(source, f"{where}.{unit}", f"ends before it starts ({_show(span)})", "make end > start")
         spans.append((a, b))
     for i, (a, b) in enumerate(spans):
         prev_end = spans[i - 1][1] if i else 0.0
@@ -317,36 +381,35 @@ def _parse_segment(seg: dict, where: str, span: tuple[float, float], length: flo
                    source: str) -> Segment:
     text = seg.get("objective", DEFAULT_OBJECTIVE)
     if not isinstance(text, str):
-        raise _err(source, f"{where}.objective", f"must be a string, got {text!r}", 'write e.g. "features.13"')
+        raise _err(source, f"{where}.objective", f"must be a string, got {_show(text)}", 'write e.g. "features.13"')
     try:
         objective = parse_objective(text)
     except UserError as e:
         raise _err(source, f"{where}.objective", e.problem, e.fix or "") from None
     ease = seg.get("ease", "linear")
     if ease not in EASES:
-        raise _err(source, f"{where}.ease", f"unknown ease {ease!r}", "use linear or smooth")
-    blend = int(_check_number(seg.get("blend", 0), f"{where}.blend", int, 0, True, source))
+        raise _err(source, f"{where}.ease", f"unknown ease {_show(ease)}", "use linear or smooth")
+    blend = check_number(seg.get("blend", 0), f"{where}.blend", Range(int, 0, MAX_FRAMES), source)
     params = []
-    for key in sorted(set(seg) & set(_NUMERIC)):
-        kind, lo, inclusive = _NUMERIC[key]
+    for key in sorted(set(seg) & set(SEGMENT_RANGES)):
         value = seg[key]
         path = f"{where}.{key}"
         if isinstance(value, list):
-            keys = _keyframes(value, path, kind, lo, inclusive, length, preset.fps, source)
+            keys = _keyframes(value, path, SEGMENT_RANGES[key], length, source)
         else:
-            keys = ((0.0, float(_check_number(value, path, kind, lo, inclusive, source))),)
+            keys = ((0.0, float(check_number(value, path, SEGMENT_RANGES[key], source))),)
         params.append((key, Param(keys, ease)))
     return Segment(span, objective, tuple(params), blend, ease)
 
 
-def _keyframes(value: list, path: str, kind, lo, inclusive, length: float, fps: float, source: str):
+def _keyframes(value: list, path: str, r: Range, length: float, source: str):
     """[[t, v], …] with t in seconds from the segment's start."""
     keys = []
     for j, kv in enumerate(value):
         if not (isinstance(kv, list) and len(kv) == 2):
-            raise _err(source, f"{path}[{j}]", f"must be [seconds, value], got {kv!r}", "write e.g. [[0, 1.2], [4, 1.5]]")
-        t = _check_number(kv[0], f"{path}[{j}]", float, 0, True, source)
-        v = _check_number(kv[1], f"{path}[{j}]", kind, lo, inclusive, source)
+            raise _err(source, f"{path}[{j}]", f"must be [seconds, value], got {_show(kv)}", "write e.g. [[0, 1.2], [4, 1.5]]")
+        t = check_number(kv[0], f"{path}[{j}]", Range(float, 0), source)
+        v = check_number(kv[1], f"{path}[{j}]", r, source)
         if t > length + 1e-9:
             raise _err(source, f"{path}[{j}]", f"time {t:g}s is past the segment's end ({length:g}s)",
                        "use times from 0 to the segment's length")
@@ -379,21 +442,21 @@ def preset_paths() -> dict[str, Path]:
 def load_preset(name_or_path: str | Path | None = None) -> Preset:
     """A shipped preset by name, or a TOML file by path."""
     name_or_path = name_or_path or "default"
-    p = Path(name_or_path)
-    if not (p.suffix == ".toml" or p.exists()):
+    if names_a_file(name_or_path):
+        p = input_file(name_or_path, "preset file", "check the path, or see: zoomdream presets")
+    else:
         shipped = preset_paths()
         if str(name_or_path) not in shipped:
             raise UserError(f"unknown preset '{name_or_path}'", closest(str(name_or_path), shipped) +
                             " (see: zoomdream presets)")
         p = shipped[str(name_or_path)]
-    if not p.is_file():
-        raise UserError(f"preset file not found: {p}", "check the path, or see: zoomdream presets")
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_bytes(p, "preset file").decode("utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{p}: invalid TOML ({e})", "fix the syntax at that line") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read preset {p}: {e}", "check the file") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"preset file {p} is not UTF-8 text ({e.reason} at byte {e.start})",
+                        "save it as UTF-8") from None
     data.setdefault("name", p.stem)
     return parse_preset(data, str(p))
 
@@ -448,7 +511,7 @@ class Schedule:
                 objective = before.scaled(1 - w) + objective.scaled(w)
         dream_kw = {}
         for k in _DREAM_KEYS:
-            dream_kw[k] = round(values[k]) if _NUMERIC[k][0] is int else values[k]
+            dream_kw[k] = round(values[k]) if SEGMENT_RANGES[k].kind is int else values[k]
         if "blur" not in dict(seg.params):
             dream_kw["blur"] = FRAME_DREAM.blur
         motion = Motion(**{k: values[k] for k in _MOTION_KEYS})

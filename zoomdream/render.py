@@ -10,6 +10,7 @@ and the frames come out identical to an uninterrupted run."""
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import io
 import json
@@ -26,15 +27,16 @@ import numpy as np
 import torch
 
 from .dream import Dreamer
-from .errors import UserError, check_output_path, write_error
+from .errors import UserError, write_error
 from .frames import LoopState, dream_frames, loop_blend, start_frame
 from .images import save_image, to_uint8
 from .models import load_network
+from .paths import check_render_paths
 from .presets import Preset
 from .video import Encoder, PartWriter, check_ffmpeg, concat, gif_preview
 
 CHECKPOINT = "checkpoint.pt"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -73,11 +75,35 @@ def state_dir(output: Path) -> Path:
     return output.with_name(output.name + ".zoomdream")
 
 
+class StateLock:
+    """One render per output: an exclusive flock on a file in the state folder. The kernel
+    drops a flock when its process dies, so a killed render never leaves a stale lock."""
+
+    NAME = "lock"
+
+    def __init__(self, sdir: Path, output: Path):
+        self.fd = os.open(sdir / self.NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            pid = os.read(self.fd, 32).decode(errors="replace").strip() or "?"
+            os.close(self.fd)
+            raise UserError(f"{output} is being rendered right now by another zoomdream (pid {pid})",
+                            "wait for it to finish or stop it, or choose another -o path") from None
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, str(os.getpid()).encode())
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
 def check_output(job: RenderJob) -> None:
     out = job.output
-    # An existing output is fine here: resume and overwrite replace it, and a plain render
-    # is refused below together with an unfinished render's state.
-    check_output_path(out, (".mp4",), overwrite=True)
+    check_render_paths(out, job.input, None, job.weights, job.frames_dir, job.gif, job.overwrite or job.resume)
+    if state_dir(out).is_dir():
+        StateLock(state_dir(out), out).release()  # in use: refused before "unfinished render"
     if job.resume:
         if not (state_dir(out) / CHECKPOINT).is_file():
             raise UserError(f"nothing to resume for {out} (no {state_dir(out).name}/{CHECKPOINT})",
@@ -87,10 +113,6 @@ def check_output(job: RenderJob) -> None:
             raise UserError(f"an unfinished render of {out} is there", "add --resume to continue it or --overwrite to restart")
         if out.exists():
             raise UserError(f"output {out} already exists", "add --overwrite or choose another -o path")
-    if job.frames_dir is not None:
-        fd = Path(job.frames_dir)
-        if fd.exists() and not fd.is_dir():
-            raise UserError(f"--frames-dir {fd} is a file", "give a folder")
 
 
 def settings_hash(job: RenderJob, weights_id: str, device: torch.device) -> str:
@@ -106,15 +128,22 @@ def settings_hash(job: RenderJob, weights_id: str, device: torch.device) -> str:
     return h.hexdigest()[:16]
 
 
+# A checkpoint file: MAGIC, the SHA-256 of the body, then the body (torch.save of plain
+# tensors, numbers and strings). The checksum turns a truncated or bit-flipped file into a
+# clear refusal instead of a resume from wrong data, which would give a wrong video.
+MAGIC = b"zoomdream-checkpoint\n"
+
+
 def _atomic_save(obj: dict, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     # Serialised in memory first: torch.save writing straight to a full disk fails with an
     # opaque RuntimeError from its zip writer, a plain write with ENOSPC.
     buf = io.BytesIO()
     torch.save(obj, buf)
+    body = buf.getvalue()
     try:
         with open(tmp, "wb") as f:
-            f.write(buf.getbuffer())
+            f.write(MAGIC + hashlib.sha256(body).digest() + body)
             f.flush()
             os.fsync(f.fileno())
     except OSError as e:
@@ -124,15 +153,41 @@ def _atomic_save(obj: dict, path: Path) -> None:
         tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, path)  # a kill mid-write leaves the old checkpoint whole
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename durable: after a power loss the folder holds the new checkpoint, not the
+    old one or neither (the rename lives in the folder's own data)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # not supported here (Windows): the rename is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def load_checkpoint(path: Path) -> dict:
+    fix = "run with --overwrite to start the render again"
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
+        data = path.read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read checkpoint {path} ({e.strerror})", fix) from None
+    if not data.startswith(MAGIC):
+        raise UserError(f"checkpoint {path} is from another zoomdream version or not a checkpoint", fix)
+    digest, body = data[len(MAGIC) : len(MAGIC) + 32], data[len(MAGIC) + 32 :]
+    if hashlib.sha256(body).digest() != digest:
+        raise UserError(f"checkpoint {path} is damaged (checksum mismatch: truncated or corrupted on disk)", fix)
+    try:
+        ck = torch.load(io.BytesIO(body), map_location="cpu", weights_only=True)
     except Exception as e:
-        raise UserError(f"checkpoint {path} is unreadable ({type(e).__name__})", "run with --overwrite to start again") from None
+        raise UserError(f"checkpoint {path} is unreadable ({type(e).__name__})", fix) from None
     if not isinstance(ck, dict) or ck.get("version") != CHECKPOINT_VERSION:
-        raise UserError(f"checkpoint {path} is from another zoomdream version", "run with --overwrite to start again")
+        raise UserError(f"checkpoint {path} is from another zoomdream version", fix)
     return ck
 
 
@@ -170,25 +225,53 @@ class _Stop:
             signal.signal(sig, old)  # type: ignore[arg-type]
 
 
-def _progress(enabled: bool, total: int, done: int):
-    if not enabled:
-        return None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+class Progress:
+    """Progress with an ETA: a live bar on a terminal; in a log (stderr redirected, nohup, CI)
+    a plain line after the first frame and then every `every` seconds, so a long render
+    visibly lives. ZOOMDREAM_LOG_SECONDS sets `every`."""
 
-    p = Progress(TextColumn("[bold]dreaming"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                 console=Console(stderr=True), transient=False)
-    p.add_task("frames", total=total, completed=done, rate="")
-    return p
+    def __init__(self, total: int, done: int, log: Callable[[str], None], tty: bool | None = None):
+        self.total, self.first, self.log = total, done, log
+        self.every = float(os.environ.get("ZOOMDREAM_LOG_SECONDS", "10"))
+        self.t0 = self.last = time.perf_counter()
+        self.bar = None
+        if sys.stderr.isatty() if tty is None else tty:
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
+
+            self.bar = Progress(TextColumn("[bold]dreaming"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                                TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+            self.bar.add_task("frames", total=total, completed=done, rate="")
+            self.bar.start()
+
+    def update(self, done: int) -> None:
+        now = time.perf_counter()
+        per_frame = (now - self.t0) / max(done - self.first, 1)
+        rate = f"{1 / per_frame:.2f} fps" if per_frame <= 1 else f"{per_frame:.1f} s/frame"
+        if self.bar is not None:
+            self.bar.update(self.bar.task_ids[0], completed=done, rate=rate)
+        elif done == self.first + 1 or now - self.last >= self.every or done == self.total:
+            self.last = now
+            eta = _duration(per_frame * (self.total - done))
+            self.log(f"frame {done}/{self.total} ({100 * done // self.total}%), {per_frame:.2f} s/frame, ETA {eta}")
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _duration(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 def render(job: RenderJob, log: Callable[[str], None] | None = None) -> RenderResult:
     log = log or (lambda msg: print(msg, file=sys.stderr))
     check_output(job)
     check_ffmpeg()  # before any dreaming: a render that cannot be written is not started
-    preset = job.preset
-    out = Path(job.output)
+    preset, out = job.preset, Path(job.output)
     sdir = state_dir(out)
     network = load_network(preset.model, job.weights, job.device)
     dreamer = Dreamer(network, preset.precision)
@@ -197,6 +280,19 @@ def render(job: RenderJob, log: Callable[[str], None] | None = None) -> RenderRe
     weights_id = str(network.source.path.name if network.source.path else network.source.kind)
     digest = settings_hash(job, weights_id, network.device)
 
+    # A bad photo fails here, before the state folder is made: a refused run leaves nothing.
+    start = None if job.resume else start_frame(preset, job.input, network.device)
+    sdir.mkdir(exist_ok=True)
+    lock = StateLock(sdir, out)
+    try:
+        return _render_locked(job, log, network, dreamer, digest, start)
+    finally:
+        lock.release()
+
+
+def _render_locked(job: RenderJob, log: Callable[[str], None], network, dreamer: Dreamer, digest: str,
+                   start: torch.Tensor | None) -> RenderResult:
+    preset, out, sdir = job.preset, Path(job.output), state_dir(job.output)
     total = preset.frames
     tail = min(round(preset.loop_seconds * preset.fps), total // 2) if preset.loop else 0
     parts: list[tuple[str, int]] = []
@@ -210,21 +306,25 @@ def render(job: RenderJob, log: Callable[[str], None] | None = None) -> RenderRe
                             "resume with the original settings, or use --overwrite to start again")
         state = LoopState(ck["index"], ck["frame"].to(network.device),
                           None if ck["color_ref"] is None else ck["color_ref"].to(network.device))
-        parts, head = list(ck["parts"]), list(ck["head"])
+        parts, head = [tuple(p) for p in ck["parts"]], [h.numpy() for h in ck["head"]]
         stab_sum, stab_n = ck["stab_sum"], ck["stab_n"]
         prev_moved = None if ck["prev_moved"] is None else ck["prev_moved"].to(network.device)
-        known = {name for name, _ in parts} | {CHECKPOINT}
+        known = {name for name, _ in parts} | {CHECKPOINT, StateLock.NAME}
         for f in sdir.iterdir():  # parts written after the last checkpoint (a kill) are dropped
             if f.name not in known:
                 f.unlink()
         log(f"resuming {out} at frame {state.index}/{total + tail}")
     else:
-        if sdir.exists():
-            shutil.rmtree(sdir)
-        sdir.mkdir()
-        state = LoopState(0, start_frame(preset, job.input, network.device))
+        for f in sdir.iterdir():  # --overwrite: what an earlier render left
+            if f.name != StateLock.NAME:
+                shutil.rmtree(f) if f.is_dir() and not f.is_symlink() else f.unlink()
+        assert start is not None
+        state = LoopState(0, start)
     if job.frames_dir is not None:
-        Path(job.frames_dir).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(job.frames_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise write_error(Path(job.frames_dir), e) from None
 
     counter = [len(parts)]
 
@@ -236,7 +336,7 @@ def render(job: RenderJob, log: Callable[[str], None] | None = None) -> RenderRe
         return {
             "version": CHECKPOINT_VERSION, "hash": digest, "index": st.index, "frame": st.frame.cpu(),
             "color_ref": None if st.color_ref is None else st.color_ref.cpu(),
-            "head": list(head), "stab_sum": stab_sum, "stab_n": stab_n,
+            "head": [torch.from_numpy(h) for h in head], "stab_sum": stab_sum, "stab_n": stab_n,
             "prev_moved": None if prev_moved is None else prev_moved.cpu(),
         }  # fmt: skip
 
@@ -251,12 +351,10 @@ def render(job: RenderJob, log: Callable[[str], None] | None = None) -> RenderRe
     last_state = state
     t0 = time.perf_counter()
     interrupted: str | None = None
-    bar = _progress(job.progress and sys.stderr.isatty(), total + tail, first)
+    bar = Progress(total + tail, first, log) if job.progress else None
     error: BaseException | None = None
     try:
         with _Stop() as stop:
-            if bar:
-                bar.start()
             for fr in dream_frames(dreamer, preset, state, stop=total + tail):
                 n = fr.index
                 if prev_moved is not None:
@@ -275,9 +373,7 @@ def render(job: RenderJob, log: Callable[[str], None] | None = None) -> RenderRe
                 last_state = fr.state
                 done = n + 1
                 if bar:
-                    rate = (done - first) / (time.perf_counter() - t0)
-                    bar.update(bar.task_ids[0], completed=done,
-                               rate=f"{rate:.2f} fps" if rate >= 1 else f"{1 / rate:.1f} s/frame")
+                    bar.update(done)
                 if done < total + tail and (done - first) % job.checkpoint_every == 0:
                     writer.cut(saver(checkpoint_payload(last_state)))
                 if job.stop_after is not None and done - first >= job.stop_after and done < total + tail:
