@@ -7,6 +7,7 @@ side by side, so they mean more than the absolute seconds.
     overlap    render wall time ÷ (dream + move) time for the same frames
     scaling    seconds per frame and peak memory from 256 px to 4K (tiled above 512)
     precision  seconds per step and gradient agreement with fp32
+    soak       memory over a 2,000-frame render (RSS every 100 frames)
 
 Run `python bench/bench.py --help` for options (--only, --device, --quick)."""
 
@@ -331,6 +332,54 @@ def section_scaling(device: torch.device, quick: bool) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
+# soak: does memory stay flat over a long render?
+
+
+def soak_child(frames: int, size: int, device: str) -> None:
+    """A long render at a small size; the process's RSS is read each time a checkpoint lands
+    (every 100 frames), so each sample belongs to a known frame."""
+    preset = load_preset("default").with_overrides(width=size, height=size, frames=frames)
+    samples: list[tuple[int, float]] = []
+    stop = threading.Event()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "soak.mp4"
+        ck = out.with_name(out.name + ".zoomdream") / "checkpoint.pt"
+
+        def watch() -> None:
+            seen = None
+            while not stop.wait(0.02):
+                try:
+                    stamp = ck.stat().st_mtime_ns
+                except OSError:
+                    continue
+                if stamp != seen:
+                    seen = stamp
+                    samples.append((len(samples) * 100 + 100, int(_status_field("self", "VmRSS") or 0) / 1024))
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        t0 = time.perf_counter()
+        render(RenderJob(preset, out, device=device, progress=False, checkpoint_every=100), log=lambda m: None)
+        seconds = time.perf_counter() - t0
+        stop.set()
+        watcher.join()
+    print(json.dumps({"samples": samples, "seconds": seconds}))
+
+
+def section_soak(device: torch.device, quick: bool) -> list[str]:
+    frames, size = (500, 128) if quick else (2000, 128)
+    r = child(["--soak-child", str(frames), str(size), str(device)])
+    samples = r["samples"]
+    base = next(mb for n, mb in samples if n == 100)
+    growth = max(mb for _, mb in samples) - base
+    trace = ", ".join(f"{mb:.0f}" for _, mb in samples)
+    return ["| frames | size | s/frame | RSS at frame 100 (MB) | growth after frame 100 (MB) | RSS every 100 frames (MB) |",
+            "|---|---|---|---|---|---|",
+            f"| {frames} | {size}² | {r['seconds'] / frames:.3f} | {base:.0f} | {growth:+.0f} "
+            f"{'(flat)' if growth < 50 else '(GROWS)'} | {trace} |"]
+
+
+# ---------------------------------------------------------------------------------------------
 # precision: is a faster format still the same dream?
 
 
@@ -368,7 +417,7 @@ def section_precision(device: torch.device, quick: bool) -> list[str]:
 
 
 SECTIONS = {"overhead": None, "port": section_port, "overlap": section_overlap, "scaling": section_scaling,
-            "precision": section_precision}
+            "precision": section_precision, "soak": section_soak}
 
 
 def machine(device: torch.device) -> str:
@@ -391,7 +440,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and sizes (a smoke run)")
     ap.add_argument("--scaling-child", nargs=4, metavar=("W", "H", "FRAMES", "DEVICE"), help=argparse.SUPPRESS)
     ap.add_argument("--port-child", nargs=3, metavar=("WHICH", "MODEL", "REPS"), help=argparse.SUPPRESS)
+    ap.add_argument("--soak-child", nargs=3, metavar=("FRAMES", "SIZE", "DEVICE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.soak_child:
+        frames, size, dev = args.soak_child
+        return soak_child(int(frames), int(size), dev)
     if args.port_child:
         which, model, reps = args.port_child
         return port_child(which, model, int(reps))
