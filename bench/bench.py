@@ -39,7 +39,7 @@ from zoomdream.models import IMAGENET_MEAN, IMAGENET_STD, Network, load_network
 from zoomdream.motion import move
 from zoomdream.objectives import parse_objective
 from zoomdream.presets import load_preset
-from zoomdream.render import RenderJob, render
+from zoomdream.render import RenderJob, first_input, loop_settings, render
 
 # The layers the presets use: mobilenet_v2's default, and GoogLeNet's classic inception4c.
 LAYERS = {"mobilenet_v2": "features.13", "googlenet": "inception4c"}
@@ -73,8 +73,8 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], device: torch.devi
 
 def test_image(size: int, device: torch.device) -> torch.Tensor:
     """A photo-like start (smooth noise at several scales), reproducible and needing no file."""
-    preset = load_preset("default").with_overrides(width=size, height=size)
-    return start_frame(preset, None, device)
+    preset = load_preset("default")
+    return start_frame(size, size, preset.start, preset.seed, device)
 
 
 def photo(size: int, device: torch.device) -> torch.Tensor:
@@ -248,12 +248,12 @@ def section_overlap(device: torch.device, quick: bool) -> list[str]:
         loops = []
         for _ in range(1 if quick else 3):  # best of 3: a shared machine has slow spells
             t0 = time.perf_counter()
-            state = LoopState(0, start_frame(preset, None, device))
-            for fr in dream_frames(dreamer, preset, state):
+            state = LoopState(0, first_input(preset, None, device))
+            for fr in dream_frames(dreamer, preset.schedule(), state, loop_settings(preset)):
                 fr.image.cpu()  # the render reads every frame back too
             sync(device)
             loops.append(time.perf_counter() - t0)
-            result = render(RenderJob(preset, Path(tmp) / "overlap.mp4", device=str(device), overwrite=True,
+            result = render(RenderJob(preset=preset, output=Path(tmp) / "overlap.mp4", device=str(device), overwrite=True,
                                       progress=False), log=lambda m: None)
             walls.append(result.seconds)
     loop_s, wall_s = min(loops), min(walls)
@@ -302,7 +302,7 @@ def scaling_child(width: int, height: int, frames: int, device: str) -> None:
     watcher = threading.Thread(target=watch_children_peak, args=(stop, peak_ffmpeg), daemon=True)
     watcher.start()
     with tempfile.TemporaryDirectory() as tmp:
-        result = render(RenderJob(preset, Path(tmp) / "scale.mp4", device=device, progress=False), log=lambda m: None)
+        result = render(RenderJob(preset=preset, output=Path(tmp) / "scale.mp4", device=device, progress=False), log=lambda m: None)
     stop.set()
     watcher.join()
     out = {"seconds_per_frame": result.seconds / frames,
@@ -359,7 +359,7 @@ def soak_child(frames: int, size: int, device: str) -> None:
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
         t0 = time.perf_counter()
-        render(RenderJob(preset, out, device=device, progress=False, checkpoint_every=100), log=lambda m: None)
+        render(RenderJob(preset=preset, output=out, device=device, progress=False, checkpoint_every=100), log=lambda m: None)
         seconds = time.perf_counter() - t0
         stop.set()
         watcher.join()

@@ -11,7 +11,7 @@ import torch
 from zoomdream.errors import UserError
 from zoomdream.images import save_image
 from zoomdream.models import load_network
-from zoomdream.render import CHECKPOINT, load_checkpoint, state_dir
+from zoomdream.state import CHECKPOINT, load_checkpoint, state_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -129,5 +129,5 @@ def test_public_api_dreams_arrays(photo):
     img = (fit(photo, 96, 80) * 255).astype(np.uint8)
     out = zoomdream.dream(img, "features.8", steps=2, octaves=1, device="cpu")
     assert out.shape == img.shape and out.dtype == np.uint8 and not np.array_equal(out, img)
-    with pytest.raises(UserError, match="unknown dream setting"):
+    with pytest.raises(UserError, match="unknown setting .steppes.; did you mean steps"):
         zoomdream.dream(img, steppes=3)

@@ -7,7 +7,7 @@ import torchvision
 from zoomdream.errors import UserError
 from zoomdream.models import (BACKBONES, build_module, describe_layers, get_backbone, load_network, load_state_dict,
                               package_weight_file, resolve_weights)
-from zoomdream.objectives import check, parse_objective
+from zoomdream.objectives import parse_objective
 
 
 def _full_activation(model, layer, x):
@@ -158,7 +158,7 @@ def test_every_backbone_lists_layers():
 ])  # fmt: skip
 def test_bad_names_get_closest_valid(mobilenet, text, words):
     with pytest.raises(UserError) as e:
-        check(parse_objective(text), mobilenet)
+        parse_objective(text).check(mobilenet)
     for w in words:
         assert w.lower() in str(e.value).lower()
 

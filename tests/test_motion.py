@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from zoomdream.dream import Dreamer
-from zoomdream.frames import LoopState, dream_frames
+from zoomdream.frames import LoopSettings, LoopState, dream_frames
 from zoomdream.models import load_network
 from zoomdream.motion import Motion, move
 from zoomdream.presets import parse_preset
@@ -70,7 +70,8 @@ def test_frame_loop_applies_motion_per_frame():
     net = load_network("mobilenet_v2", pretrained=False, device="cpu")
     preset = parse_preset({"fps": 24, "frames": 4, "warmup": False, "color": "off", "size": [160, 160],
                            "segments": [{"objective": "features.2", "steps": 0, "zoom": 2.0}]})
-    frames = list(dream_frames(Dreamer(net), preset, LoopState(0, blobs())))
+    loop = LoopSettings(fps=preset.fps, seed=0, warmup=False)
+    frames = list(dream_frames(Dreamer(net), preset.schedule(), LoopState(0, blobs()), loop))
     seps = [separation(f.image) for f in frames]
     ratios = np.array(seps[1:]) / np.array(seps[:-1])
     assert np.allclose(ratios, 2 ** (1 / 24), atol=2e-3)

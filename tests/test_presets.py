@@ -85,7 +85,7 @@ def test_keyframes_and_crossfade_schedule():
 def test_every_shipped_preset_renders_two_frames(name, tmp_path, photo_file):
     p = load_preset(name).with_overrides(frames=2, width=64, height=64)
     assert p.description
-    job = RenderJob(p, tmp_path / f"{name}.mp4", input=str(photo_file) if p.start == "photo" else None,
+    job = RenderJob(preset=p, output=tmp_path / f"{name}.mp4", input=str(photo_file) if p.start == "photo" else None,
                     device="cpu", progress=False)
     res = render(job, log=lambda m: None)
     assert res.frames == 2 and not res.interrupted

@@ -23,7 +23,7 @@ def small(name="default", **kw):
 
 def test_frame_count_and_duration(tmp_path):
     out = tmp_path / "a.mp4"
-    res = render(RenderJob(small(frames=12, fps=8), out, device="cpu", progress=False, checkpoint_every=5),
+    res = render(RenderJob(preset=small(frames=12, fps=8), output=out, device="cpu", progress=False, checkpoint_every=5),
                  log=lambda m: None)
     assert res.frames == 12
     frames, secs = probe(out)
@@ -36,7 +36,7 @@ def test_frame_count_and_duration(tmp_path):
 
 def test_odd_and_1080_sizes_are_kept_exact(tmp_path):
     out = tmp_path / "wide.mp4"
-    render(RenderJob(small(frames=1, width=96, height=54), out, device="cpu", progress=False), log=lambda m: None)
+    render(RenderJob(preset=small(frames=1, width=96, height=54), output=out, device="cpu", progress=False), log=lambda m: None)
     assert read_frames(out)[0].shape == (54, 96, 3)  # no macro-block rescale (1080 stays 1080)
 
 
@@ -46,7 +46,7 @@ def _png_frames(d: Path) -> list[np.ndarray]:
 
 def test_loop_seam_is_no_larger_than_a_frame_step(tmp_path):
     p = small("loop", frames=36, width=96, height=96, loop_seconds=0.5)
-    render(RenderJob(p, tmp_path / "l.mp4", device="cpu", progress=False, frames_dir=tmp_path / "f"), log=lambda m: None)
+    render(RenderJob(preset=p, output=tmp_path / "l.mp4", device="cpu", progress=False, frames_dir=tmp_path / "f"), log=lambda m: None)
     frames = _png_frames(tmp_path / "f")
     assert len(frames) == 36
     steps = [np.abs(b - a).mean() for a, b in zip(frames, frames[1:])]
@@ -54,7 +54,7 @@ def test_loop_seam_is_no_larger_than_a_frame_step(tmp_path):
     assert seam <= np.percentile(steps, 90), (seam, np.median(steps))
     # without the loop the same wrap is a visible jump
     q = small("loop", frames=36, width=96, height=96, loop=False)
-    render(RenderJob(q, tmp_path / "n.mp4", device="cpu", progress=False, frames_dir=tmp_path / "g"), log=lambda m: None)
+    render(RenderJob(preset=q, output=tmp_path / "n.mp4", device="cpu", progress=False, frames_dir=tmp_path / "g"), log=lambda m: None)
     g = _png_frames(tmp_path / "g")
     assert np.abs(g[0] - g[-1]).mean() > 2 * np.median(steps)
 
@@ -62,14 +62,14 @@ def test_loop_seam_is_no_larger_than_a_frame_step(tmp_path):
 def test_interrupt_and_resume_give_identical_frames(tmp_path):
     p = small("journey", frames=14, width=64, height=64)
     ref = tmp_path / "ref"
-    render(RenderJob(p, tmp_path / "ref.mp4", device="cpu", progress=False, frames_dir=ref), log=lambda m: None)
+    render(RenderJob(preset=p, output=tmp_path / "ref.mp4", device="cpu", progress=False, frames_dir=ref), log=lambda m: None)
     out = tmp_path / "r.mp4"
-    part = render(RenderJob(p, out, device="cpu", progress=False, frames_dir=tmp_path / "r", checkpoint_every=4,
+    part = render(RenderJob(preset=p, output=out, device="cpu", progress=False, frames_dir=tmp_path / "r", checkpoint_every=4,
                             stop_after=9), log=lambda m: None)
     assert part.interrupted and probe(out)[0] == 9  # the partial file plays and holds every finished frame
     with pytest.raises(Exception, match="settings changed"):
-        render(RenderJob(p.with_overrides(seed=5), out, device="cpu", progress=False, resume=True), log=lambda m: None)
-    res = render(RenderJob(p, out, device="cpu", progress=False, frames_dir=tmp_path / "r", resume=True),
+        render(RenderJob(preset=p.with_overrides(seed=5), output=out, device="cpu", progress=False, resume=True), log=lambda m: None)
+    res = render(RenderJob(preset=p, output=out, device="cpu", progress=False, frames_dir=tmp_path / "r", resume=True),
                  log=lambda m: None)
     assert res.frames == 14 and probe(out)[0] == 14
     a, b = _png_frames(ref), _png_frames(tmp_path / "r")

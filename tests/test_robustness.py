@@ -20,8 +20,10 @@ from hypothesis import strategies as st
 from conftest import ROOT, assert_user_error, run_cli, wait_for_checkpoint
 from zoomdream.errors import UserError
 from zoomdream.images import load_image
-from zoomdream.presets import SEGMENT_RANGES, _SEGMENT_KEYS, _TOP_KEYS, load_preset, parse_preset, parse_size
-from zoomdream.render import CHECKPOINT, CHECKPOINT_VERSION, RenderJob, StateLock, _atomic_save, load_checkpoint, render, state_dir
+from zoomdream.presets import EXTRA_KEYS, Preset, load_preset, parse_preset
+from zoomdream.settings import declared, keyframeable, parse_size
+from zoomdream.render import RenderJob, render
+from zoomdream.state import CHECKPOINT, CHECKPOINT_VERSION, StateLock, load_checkpoint, save_checkpoint, state_dir
 from zoomdream.video import probe, read_frames
 
 # CI runs the floor; ZOOMDREAM_FUZZ_EXAMPLES=100000 make test fuzzes for longer.
@@ -70,13 +72,15 @@ _size = st.one_of(st.builds(lambda w, h: f"{w}x{h}", st.integers(-64, 10000), st
 
 
 def _segment_value(key: str) -> st.SearchStrategy:
-    if key in SEGMENT_RANGES:
+    if key in keyframeable():
         return st.one_of(_number, _keyframes, _anything)
     return {"objective": _objective | _anything, "seconds": _span | _anything, "frames": _span | _anything,
             "blend": _number | _anything, "ease": st.sampled_from(["linear", "smooth", "cubic"]) | _anything,
             }.get(key, _anything)
 
 
+_SEGMENT_KEYS = [*keyframeable(), "seconds", "frames", "objective", "blend", "ease"]
+_TOP_KEYS = [*declared(Preset), *EXTRA_KEYS, "segments"]
 _segment = st.dictionaries(st.sampled_from(sorted(_SEGMENT_KEYS) + ["zooom"]), st.none(), max_size=5).flatmap(
     lambda d: st.fixed_dictionaries({k: _segment_value(k) for k in d}))
 _TOP = {
@@ -380,21 +384,21 @@ def test_full_disk_on_a_tiny_filesystem(tmp_path):
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / CHECKPOINT
-    _atomic_save({"version": CHECKPOINT_VERSION, "index": 3}, path)
+    save_checkpoint({"version": CHECKPOINT_VERSION, "index": 3}, path)
 
     def dies_halfway(fd):
         raise KeyboardInterrupt  # a kill while the new checkpoint is on its way to the disk
 
     monkeypatch.setattr(os, "fsync", dies_halfway)
     with pytest.raises(KeyboardInterrupt):
-        _atomic_save({"version": CHECKPOINT_VERSION, "index": 9}, path)
+        save_checkpoint({"version": CHECKPOINT_VERSION, "index": 9}, path)
     assert load_checkpoint(path)["index"] == 3  # the old one is whole
     assert list(tmp_path.iterdir()) == [path]  # and no temp file is left
 
 
 def test_sigkill_then_resume_gives_the_identical_video(tmp_path):
     p = load_preset("journey").with_overrides(width=64, height=64, frames=30)
-    render(RenderJob(p, tmp_path / "ref.mp4", device="cpu", progress=False, frames_dir=tmp_path / "ref"),
+    render(RenderJob(preset=p, output=tmp_path / "ref.mp4", device="cpu", progress=False, frames_dir=tmp_path / "ref"),
            log=lambda m: None)
     out = tmp_path / "k.mp4"
     cmd = [sys.executable, "-m", "zoomdream", "render", "-o", str(out), "--preset", "journey", "--frames", "30",
@@ -431,7 +435,7 @@ def test_sigterm_leaves_a_playable_mp4(tmp_path):
 def test_damaged_checkpoint_is_refused_in_one_line(tmp_path):
     out = tmp_path / "d.mp4"
     p = load_preset("default").with_overrides(width=64, height=64, frames=12)
-    render(RenderJob(p, out, device="cpu", progress=False, checkpoint_every=4, stop_after=6), log=lambda m: None)
+    render(RenderJob(preset=p, output=out, device="cpu", progress=False, checkpoint_every=4, stop_after=6), log=lambda m: None)
     ck = state_dir(out) / CHECKPOINT
     good = ck.read_bytes()
     assert load_checkpoint(ck)["index"] == 6

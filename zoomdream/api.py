@@ -1,4 +1,6 @@
-"""The Python API: the same jobs as the command line, for notebooks and scripts.
+"""The Python API: the same jobs as the command line, for notebooks and scripts. The command
+line is a thin adapter over these functions; both check every value with the same
+declarations (settings.py), so a bad value gets the same one-line UserError from either.
 
     import zoomdream
     out = zoomdream.dream("cat.jpg", objective="features.13")        # H×W×3 uint8
@@ -15,90 +17,116 @@ from typing import Any
 import numpy as np
 import torch
 
-from .dream import DreamSettings, Dreamer, DreamStats
+from .dream import Dreamer, DreamStats
 from .errors import UserError
-from .frames import LoopState, dream_frames, start_frame
-from .images import load_image, resize_long_side, to_numpy, to_tensor, to_uint8
-from .models import DEFAULT_MODEL, Network, load_network
+from .frames import VideoState, LoopState, video_frames
+from .images import check_min_size, load_image, resize_long_side, to_numpy, to_tensor, to_uint8
+from .models import Network, load_network, resolve_device
 from .objectives import DEFAULT_OBJECTIVE, parse_objective
-from .presets import SEED, Preset, check_number, dream_settings, load_preset
-from .render import RenderJob, RenderResult, render as _render
+from .presets import Preset, check_objective_files, load_preset
+from .render import RenderJob, RenderResult, first_input, loop_settings
+from .render import render as render_job
+from .settings import DEFAULT_MODEL, DreamSettings, StillOptions, build
 
-def _network(model: str | Network, weights: str | None, device: str) -> Network:
-    return model if isinstance(model, Network) else load_network(model, weights, device)
+
+def _network(model: str | Network | None, weights: str | Path | None, device: str | torch.device) -> Network:
+    if isinstance(model, Network):
+        return model
+    return load_network(model or DEFAULT_MODEL, weights, resolve_device(device) if isinstance(device, str)
+                        else device)
 
 
 def dream(
     image: str | Path | np.ndarray | torch.Tensor,
-    objective: str = DEFAULT_OBJECTIVE,
-    model: str | Network = DEFAULT_MODEL,
+    objective: str | None = None,
+    model: str | Network | None = None,
     *,
     size: int | None = None,
-    seed: int = 0,
+    seed: int | None = None,
+    precision: str | None = None,
     device: str = "auto",
-    weights: str | None = None,
-    precision: str = "fp32",
+    weights: str | Path | None = None,
     stats: DreamStats | None = None,
+    source: str = "zoomdream.dream()",
     **settings: Any,
 ) -> np.ndarray | torch.Tensor:
     """Dream one image. `settings` are DreamSettings fields (octaves, octave_scale, steps,
-    step_size, jitter, tile, tile_overlap, blur). A path or array gives H×W×3 uint8 back; a
-    1×3×H×W tensor gives a tensor."""
-    checked = dream_settings(settings, "zoomdream.dream()")
-    check_number(seed, "seed", SEED, "zoomdream.dream()")
-    net = _network(model, weights, device)
+    step_size, jitter, tile, tile_overlap, blur); None or left out means the default. A photo
+    file is scaled to `size` on its long side (default 512; 0: as it is); an H×W×3 array only
+    when `size` is given. Both come back as H×W×3 uint8. A 1×3×H×W float tensor is dreamed at
+    its own size and comes back as a tensor.
+    `stats` collects steps, seconds and the objective before and after. `source` names where
+    the values came from in error messages."""
+    dream_settings = build(DreamSettings, settings, source)
+    opts = build(StillOptions, {"size": size, "seed": seed, "precision": precision}, source)
+    obj = parse_objective(objective or DEFAULT_OBJECTIVE)
+    check_objective_files(obj)
     as_tensor = isinstance(image, torch.Tensor)
+    scale = opts.size if size is not None or isinstance(image, (str, Path)) else 0
     if isinstance(image, (str, Path)):
         image = load_image(image)
+        check_min_size(image, "input image")
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3:
             raise UserError(f"image array has shape {image.shape}", "pass H×W×3 RGB")
-        if size:
-            image = resize_long_side(image.astype(np.float32) / 255 if image.dtype == np.uint8 else image, size)
-        image = to_tensor(image)
-    out = Dreamer(net, precision)(image, parse_objective(objective), checked,
-                                  torch.Generator().manual_seed(seed), stats)
+        image = image.astype(np.float32) / 255 if image.dtype == np.uint8 else image
+        image = to_tensor(resize_long_side(image, scale) if scale else image)
+    net = _network(model, weights, device)
+    dreamer = Dreamer(net, opts.precision)
+    dreamer.bound(obj)  # names checked, guide images loaded, before the first step
+    x = image.to(net.device)
+    if stats is not None:
+        stats.before = dreamer.evaluate(x, obj)
+    out = dreamer(x, obj, dream_settings, torch.Generator().manual_seed(opts.seed), stats)
+    if stats is not None:
+        stats.after = dreamer.evaluate(out, obj)
     return out if as_tensor else to_uint8(to_numpy(out))
-
-
-def _preset(preset: str | Path | Preset, overrides: dict[str, Any]) -> Preset:
-    p = preset if isinstance(preset, Preset) else load_preset(preset)
-    return p.with_overrides(**overrides)
 
 
 def frames(
     preset: str | Path | Preset = "default",
-    input: str | None = None,
+    input: str | Path | None = None,
     *,
     device: str = "auto",
-    weights: str | None = None,
+    weights: str | Path | None = None,
+    source: str = "zoomdream.frames()",
     **overrides: Any,
 ) -> Iterator[np.ndarray]:
-    """Dreamed frames as H×W×3 uint8, one at a time (nothing is written)."""
-    p = _preset(preset, overrides)
-    net = load_network(p.model, weights, device)
-    state = LoopState(0, start_frame(p, input, net.device))
-    for fr in dream_frames(Dreamer(net, p.precision), p, state):
-        yield to_uint8(fr.image)
+    """The frames of a video as H×W×3 uint8, in the order the video shows them (a loop's
+    closing cross-fade included), one at a time; nothing is written. `overrides` are preset
+    keys: seconds, frames, fps, size (or width and height), seed, loop, …"""
+    p = load_preset(preset).with_overrides(source=source, **overrides)
+    for seg in p.segments:
+        check_objective_files(seg.objective)
+    dev = resolve_device(device)
+    start = first_input(p, input, dev)  # a bad photo fails before the network loads
+    dreamer = Dreamer(load_network(p.model, weights, dev), p.precision)
+    state = VideoState(LoopState(0, start))
+    for _, pos, frame in video_frames(dreamer, p.schedule(), state, loop_settings(p), p.tail):
+        if pos is not None:
+            yield frame
 
 
 def render(
     output: str | Path,
     preset: str | Path | Preset = "default",
-    input: str | None = None,
+    input: str | Path | None = None,
     *,
     device: str = "auto",
-    weights: str | None = None,
+    weights: str | Path | None = None,
     frames_dir: str | Path | None = None,
     gif: str | Path | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    checkpoint_every: int | None = None,
     progress: bool = False,
+    source: str = "zoomdream.render()",
     **overrides: Any,
 ) -> RenderResult:
     """Render a video to `output` (.mp4). `overrides` are preset keys: seconds, frames, fps,
-    width, height, seed, loop, crf, …"""
-    job = RenderJob(_preset(preset, overrides), Path(output), input, device, weights,
-                    Path(frames_dir) if frames_dir else None, Path(gif) if gif else None,
-                    resume, overwrite, progress=progress)
-    return _render(job)
+    size (or width and height), seed, model, loop, crf, precision, …"""
+    job = RenderJob(preset=load_preset(preset).with_overrides(source=source, **overrides), output=Path(output),
+                    input=input, device=device, weights=weights, frames_dir=Path(frames_dir) if frames_dir else None,
+                    gif=Path(gif) if gif else None, resume=resume, overwrite=overwrite, progress=progress,
+                    source=source, **({"checkpoint_every": checkpoint_every} if checkpoint_every is not None else {}))
+    return render_job(job)

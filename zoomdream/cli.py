@@ -1,12 +1,17 @@
-"""The `zoomdream` command. Every user error ends as one line on stderr and exit status 2;
-internal errors exit 1 with a short line; `--debug` shows the traceback."""
+"""The `zoomdream` command: a thin adapter over the Python API (api.py). Its flags, their help
+and their ranges come from the settings' declarations (settings.py, presets.py), and every
+flag defaults to "not given", so the declaration's default is the only one. Paths and values
+are checked before torch is imported. Every user error ends as one line on stderr and exit
+status 2; internal errors exit 1 with a short line; `--debug` shows the traceback."""
 
 from __future__ import annotations
 
+import inspect
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -16,122 +21,128 @@ except ImportError:  # pragma: no cover - older typer on click
     from click.exceptions import ClickException
 
 from .errors import UserError
+from .objectives import DEFAULT_OBJECTIVE, KINDS, parse_objective
 from .paths import check_dream_paths, check_render_paths
+from .presets import Preset, check_objective_files, check_overrides
+from .settings import COMMAND_LINE, DreamSettings, RenderOptions, StillOptions, build, declared, help_text
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   rich_markup_mode=None, help="DeepDream infinite-zoom videos.")
 presets_app = typer.Typer(help="List shipped presets, or show one.", invoke_without_command=True)
 app.add_typer(presets_app, name="presets")
 
+OBJECTIVE_HELP = ("What to maximise: " + ", ".join(k.syntax for k in KINDS.values())
+                  + ", or weighted sums like '0.6*features.10 + 0.4*features.14:5'")
+
+
 def _echo(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def with_settings(*groups: tuple[type, tuple[str, ...], str | None]) -> Callable:
+    """Give a command a --flag for each named setting, with the help, range and default its
+    dataclass declares; a group's third item replaces the default shown (e.g. "the preset's")."""
+
+    def decorate(fn: Callable) -> Callable:
+        params = [p for p in inspect.signature(fn).parameters.values() if p.kind != p.VAR_KEYWORD]
+        for cls, names, default in groups:
+            fields = declared(cls)
+            for name in names:
+                kind = fields[name].metadata["check"].kind
+                dashed = name.replace("_", "-")
+                decls = [f"--{dashed}/--no-{dashed}"] if kind is bool else [f"--{dashed}"]
+                shown = help_text(cls, name, default) if default is not None else help_text(cls, name)
+                option = typer.Option(None, *decls, help=shown + ".")
+                params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                                                annotation=Optional[kind]))
+                fn.__annotations__[name] = Optional[kind]
+        fn.__signature__ = inspect.Signature(params)
+        return fn
+
+    return decorate
+
+
+DREAM_FLAGS = (DreamSettings, tuple(declared(DreamSettings)), None)
+STILL_FLAGS = (StillOptions, tuple(declared(StillOptions)), None)
+PRESET_FLAGS = (Preset, ("seconds", "fps", "seed", "model", "precision", "crf", "loop"), "the preset's")
+RENDER_FLAGS = (RenderOptions, ("checkpoint_every",), None)
+
+
 @app.command()
+@with_settings(DREAM_FLAGS, STILL_FLAGS)
 def dream(
     image: Path = typer.Argument(..., help="Photo to dream on."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the dreamed image (.png, .jpg…)."),
-    model: str = typer.Option(None, help="Backbone (see `zoomdream layers`). Default: mobilenet_v2."),
-    objective: str = typer.Option(None, help="Layer, LAYER:CH,…, class:NAME, guide:IMG@LAYER or weighted sums."),
-    octaves: int = typer.Option(None, help="Number of octaves (scales)."),
-    octave_scale: float = typer.Option(None, help="Size ratio between octaves (classic: 1.4)."),
-    steps: int = typer.Option(None, help="Gradient steps per octave."),
-    step_size: float = typer.Option(None, help="Mean pixel change per step, in 0–1 units."),
-    jitter: int = typer.Option(None, help="Random roll per step, in pixels."),
-    tile: int = typer.Option(None, help="Largest side sent through the network at once (0: never tile)."),
-    size: int = typer.Option(512, help="Long side of the image to dream, in pixels (0: keep the photo's size)."),
-    seed: int = typer.Option(0, help="Random seed: the same seed gives the same image."),
+    model: Optional[str] = typer.Option(None, help="Backbone (see `zoomdream layers`; default mobilenet_v2)."),
+    objective: Optional[str] = typer.Option(None, help=OBJECTIVE_HELP + " (default features.13)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     weights: Optional[Path] = typer.Option(None, help="A torchvision state_dict file for the model."),
-    precision: str = typer.Option("fp32", help="fp32, bf16 or fp16 (GPU)."),
     overwrite: bool = typer.Option(False, help="Replace the output if it exists."),
+    **settings: Any,
 ) -> None:
     """Dream a single image."""
-    check_dream_paths(image, output, weights, overwrite)  # in a blink, before torch loads
-    from . import images
-    from .dream import Dreamer, DreamStats
-    from .models import DEFAULT_MODEL, load_network
-    from .objectives import DEFAULT_OBJECTIVE, parse_objective
-    from .presets import SEED, check_number, dream_settings
+    # Everything that can be checked without torch is checked first, in a blink.
+    check_dream_paths(image, output, weights, overwrite)
+    still = {k: settings.pop(k) for k in declared(StillOptions)}
+    build(DreamSettings, settings, COMMAND_LINE)
+    build(StillOptions, still, COMMAND_LINE)
+    if objective is not None:
+        check_objective_files(parse_objective(objective))
 
-    if size != 0 and not images.MIN_SIDE <= size <= images.MAX_SIDE:
-        raise UserError(f"--size {size} is out of range", f"use {images.MIN_SIDE}–{images.MAX_SIDE}, or 0 to keep "
-                        "the photo's size")
-    check_number(seed, "--seed", SEED, "command line")
-    given = dict(octaves=octaves, octave_scale=octave_scale, steps=steps, step_size=step_size, jitter=jitter, tile=tile)
-    settings = dream_settings({k: v for k, v in given.items() if v is not None})
-    obj = parse_objective(objective or DEFAULT_OBJECTIVE)
-    img = images.load_image(image)
-    images.check_min_size(img, f"input image {image}")
-    if size:
-        img = images.resize_long_side(img, size)
-    net = load_network(model or DEFAULT_MODEL, weights, device)
-    dreamer = Dreamer(net, precision)
-    dreamer.bound(obj)
-    x = images.to_tensor(img, net.device)
-    before = dreamer.evaluate(x, obj)
+    from . import api
+    from .dream import DreamStats
+    from .images import save_image
+    from .models import load_network, resolve_device
+    from .settings import DEFAULT_MODEL
+
+    net = load_network(model or DEFAULT_MODEL, weights, resolve_device(device))
     stats = DreamStats()
-    import torch
-
-    out = dreamer(x, obj, settings, torch.Generator().manual_seed(seed), stats)
-    after = dreamer.evaluate(out, obj)
-    images.save_image(output, out)
-    h, w = img.shape[:2]
+    out = api.dream(image, objective, net, stats=stats, source=COMMAND_LINE, **still, **settings)
+    save_image(output, out)
+    h, w = out.shape[:2]
     print(f"model      {net.backbone.name} (weights: {net.source.kind} {net.source.entry}) on {net.device}")
-    print(f"objective  {obj}")
+    print(f"objective  {parse_objective(objective or DEFAULT_OBJECTIVE)}")
     print(f"image      {w}x{h}, {stats.steps} steps in {stats.seconds:.1f} s = {stats.seconds_per_step:.3f} s/step")
-    gain = f"{after / before:.2f}x" if before > 0 else "n/a"
-    print(f"objective  {before:.4g} -> {after:.4g} (gain {gain})")
+    gain = f"{stats.after / stats.before:.2f}x" if stats.before and stats.before > 0 else "n/a"
+    print(f"objective  {stats.before:.4g} -> {stats.after:.4g} (gain {gain})")
     print(f"wrote      {output}")
 
 
 @app.command()
+@with_settings(PRESET_FLAGS, RENDER_FLAGS)
 def render(
     input: Optional[Path] = typer.Argument(None, help="Start photo (optional; presets start from noise otherwise)."),
     output: Path = typer.Option(..., "-o", "--output", help="Video to write (.mp4)."),
     preset: str = typer.Option("default", help="Preset name (see `zoomdream presets`) or a .toml file."),
-    seconds: Optional[float] = typer.Option(None, help="Video length in seconds (stretches the preset's timeline)."),
+    size: Optional[str] = typer.Option(None, help="Frame size WIDTHxHEIGHT, e.g. 1280x720 (even sides, 32–16384)."),
     frames: Optional[int] = typer.Option(None, help="Video length in frames (instead of --seconds)."),
-    fps: Optional[float] = typer.Option(None, help="Frames per second (motion is per second, so it looks the same)."),
-    size: Optional[str] = typer.Option(None, help="Frame size WIDTHxHEIGHT, e.g. 1280x720 (even numbers)."),
-    seed: Optional[int] = typer.Option(None, help="Random seed."),
-    model: Optional[str] = typer.Option(None, help="Override the preset's backbone."),
     weights: Optional[Path] = typer.Option(None, help="A torchvision state_dict file for the model."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
-    precision: Optional[str] = typer.Option(None, help="fp32, bf16 or fp16 (GPU)."),
-    crf: Optional[int] = typer.Option(None, help="H.264 quality, 0–51 (lower is better; default 18)."),
-    loop: Optional[bool] = typer.Option(None, "--loop/--no-loop", help="Make the video loop seamlessly."),
     resume: bool = typer.Option(False, help="Continue an interrupted render of the same output."),
     overwrite: bool = typer.Option(False, help="Replace the output (and any unfinished render of it)."),
     frames_dir: Optional[Path] = typer.Option(None, help="Also keep every frame as a lossless PNG here."),
     gif: Optional[Path] = typer.Option(None, help="Also write a short GIF preview."),
-    checkpoint_every: int = typer.Option(24, help="Frames between checkpoints."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar or progress lines."),
+    **settings: Any,
 ) -> None:
     """Render an infinite-zoom dream video."""
     check_render_paths(output, input, preset, weights, frames_dir, gif, overwrite or resume)
-    from .presets import load_preset, parse_size
-    from .render import RenderJob
-    from .render import render as do_render
+    every = settings.pop("checkpoint_every")
+    build(RenderOptions, {"checkpoint_every": every}, COMMAND_LINE)
+    check_overrides(COMMAND_LINE, size=size, frames=frames, **settings)
 
-    p = load_preset(preset)
-    if frames is not None and seconds is not None:
-        raise UserError("both --frames and --seconds given", "keep one of them")
-    w, h = parse_size(size, "--size") if size else (None, None)
-    p = p.with_overrides(seconds=seconds, frames=frames, fps=fps, width=w, height=h, seed=seed, model=model,
-                         precision=precision, crf=crf, loop=loop)
-    if checkpoint_every < 1:
-        raise UserError("--checkpoint-every must be at least 1", "use e.g. 24")
-    job = RenderJob(p, output, str(input) if input else None, device, str(weights) if weights else None,
-                    frames_dir, gif, resume, overwrite, checkpoint_every, progress=not quiet)
+    from . import api
+
     t0 = time.perf_counter()
-    res = do_render(job)
+    res = api.render(output, preset, input, device=device, weights=weights, frames_dir=frames_dir, gif=gif,
+                     resume=resume, overwrite=overwrite, checkpoint_every=every, progress=not quiet,
+                     source=COMMAND_LINE, size=size, frames=frames, **settings)
     wall = time.perf_counter() - t0
     if res.interrupted:
         _echo(f"interrupted: {res.frames} of {res.total} frames are in {res.output}; "
               f"continue with the same command plus --resume")
         raise typer.Exit(143 if res.signal == "SIGTERM" else 130)
-    print(f"frames     {res.frames} at {p.fps:g} fps ({res.frames / p.fps:.1f} s of video), {p.width}x{p.height}")
+    print(f"frames     {res.frames} at {res.fps:g} fps ({res.frames / res.fps:.1f} s of video), {res.width}x{res.height}")
     print(f"time       {wall:.1f} s wall, {res.seconds_per_frame:.2f} s/frame")
     print(f"stability  {res.stability:.2f} (mean |frame[n+1] - move(frame[n])|, 0-255)")
     print(f"wrote      {res.output}")

@@ -12,49 +12,26 @@ import math
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
 import torch
 import torch.nn.functional as F
 
 from .errors import UserError
-from .models import DreamNet, Network
-from .objectives import Objective, ObjectiveFn, bind, parse_objective
+from .images import check_min_size, load_image, resize_long_side, to_tensor
+from .models import DreamNet, LayerInfo, Network
+from .objectives import Objective, TermFn, parse_objective
+from .settings import FRAME_DREAM, PRECISIONS, DreamSettings
 
-PRECISIONS = ("fp32", "bf16", "fp16")
-
-
-@dataclass(frozen=True)
-class DreamSettings:
-    """How hard and at which scales one image is dreamed. The defaults are tuned for
-    mobilenet_v2 on a photo at 512 px."""
-
-    # Each octave is 1.4× smaller: the classic value. Small enough that features grown at one
-    # scale are still meaningful one octave up, large enough that 4 octaves span 2.7×.
-    octaves: int = 4
-    octave_scale: float = 1.4
-    steps: int = 10  # per octave
-    # Mean absolute change per step, in [0, 1] pixel units: the gradient is divided by its mean
-    # magnitude, so this is the same whatever the layer, image or weights.
-    step_size: float = 0.015
-    jitter: int = 32  # random roll in pixels; moves the network's stride grid so no grid shows
-    # Largest side sent through the network at once; 0 never tiles. Tiles bound memory (a
-    # 1024² pass of mobilenet_v2 to features.13 holds about 1.1 GB for the backward pass) and
-    # each costs its overlap in extra pixels, so they are as large as memory comfortably allows.
-    tile: int = 1024
-    tile_overlap: int = 64  # context each tile borrows from its neighbours
-    blur: float | None = None  # per-step blur sigma (px); None: 0.5 for class objectives, else 0
-    min_octave: int = 48  # never dream an octave smaller than this (px, short side)
-
-
-# Per video frame: the frame before was already dreamed and only moved a little, so a couple
-# of octaves with a few steps keep it dreaming at a fraction of a still's cost.
-FRAME_DREAM = DreamSettings(octaves=2, steps=4, step_size=0.012, jitter=16)
-
+__all__ = ["DreamSettings", "FRAME_DREAM", "PRECISIONS", "Dreamer", "DreamStats"]
 
 @dataclass
 class DreamStats:
     steps: int = 0
     seconds: float = 0.0
-    values: list[float] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)  # the objective at each step (jittered input)
+    before: float | None = None  # per pixel, on the image as given (zoomdream.dream fills these)
+    after: float | None = None
 
     @property
     def seconds_per_step(self) -> float:
@@ -112,15 +89,16 @@ class Dreamer:
         self._nets: dict[frozenset[str], DreamNet] = {}
         self._fns: dict[Objective, tuple[DreamNet, ObjectiveFn]] = {}
 
-    def bound(self, objective: Objective | str) -> tuple[DreamNet, ObjectiveFn]:
-        if isinstance(objective, str):
-            objective = parse_objective(objective)
+    def bound(self, objective: Objective | str) -> tuple[DreamNet, TermFn]:
+        """The truncated network and the objective's function of its activations, made once per
+        objective (a guide image is loaded and its features computed here, before any frame)."""
+        objective = parse_objective(objective)
         if objective not in self._fns:
             key = frozenset(objective.layers)
             if key not in self._nets:
                 self._nets[key] = self.network.truncated(key)
             net = self._nets[key]
-            self._fns[objective] = (net, bind(objective, self.network, net))
+            self._fns[objective] = (net, objective.bind(_Binding(self.network, net, objective)))
         return self._fns[objective]
 
     def _autocast(self):
@@ -149,7 +127,7 @@ class Dreamer:
         """(d objective / d pixels, objective value). Frames larger than `tile` are cut into
         tiles that each borrow `overlap` pixels of context from their neighbours. The value
         stays a device tensor: reading it every step would stall a GPU once per step."""
-        objective = parse_objective(objective) if isinstance(objective, str) else objective
+        objective = parse_objective(objective)
         net, fn = self.bound(objective)
         h, w = img.shape[-2:]
         if tile <= 0 or (h <= tile and w <= tile):
@@ -212,7 +190,7 @@ class Dreamer:
         stats: DreamStats | None = None,
     ) -> torch.Tensor:
         """Dream one image (1×3×H×W in [0, 1] on this dreamer's device)."""
-        objective = parse_objective(objective) if isinstance(objective, str) else objective
+        objective = parse_objective(objective)
         generator = generator if generator is not None else torch.Generator().manual_seed(0)
         img = img.to(self.device, torch.float32)
         if settings.steps <= 0:
@@ -236,3 +214,26 @@ class Dreamer:
             stats.steps += settings.steps * len(shapes)
             stats.seconds += time.perf_counter() - t0
         return x
+
+
+class _Binding:
+    """What an objective binds against: the network, and the images its terms named, loaded."""
+
+    def __init__(self, network: Network, dreamnet: DreamNet, objective: Objective, guide_size: int = 320):
+        self.network, self.dreamnet, self.guide_size = network, dreamnet, guide_size
+        self.backbone_name = network.backbone.name
+        self.images: dict[str, np.ndarray] = {}
+        for path, what in objective.files:
+            img = load_image(path, what)
+            check_min_size(img, f"{what} {path}")
+            self.images[path] = resize_long_side(img, guide_size)
+
+    def layer(self, name: str) -> LayerInfo:
+        return self.network.layer(name)
+
+    def class_names(self) -> list[str]:
+        return self.network.categories
+
+    def features(self, image: np.ndarray, layer: str) -> torch.Tensor:
+        with torch.no_grad():
+            return self.dreamnet(to_tensor(image, self.network.device))[layer].float().flatten(2)[0]

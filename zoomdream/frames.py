@@ -4,23 +4,24 @@ then moved (zoomed, rotated, panned) to become the next frame's input.
     d[n]   = dream(s[n])                    the frame shown
     s[n+1] = colour(move(d[n]))             the next frame's input
 
-Everything a frame needs is derived from (seed, n) and s[n], so a render can stop after any
-frame and resume to the identical result from s[n] alone."""
+Everything a frame needs is derived from (seed, n) and s[n], so a loop can stop after any
+frame and resume to the identical result from s[n] alone. `video_frames` puts the dreamed
+frames in the order a video shows them, closing a loop with a cross-fade."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .dream import DreamSettings, Dreamer
-from .errors import UserError
-from .images import check_min_size, fit, load_image, to_tensor
+from .dream import Dreamer
+from .images import to_tensor, to_uint8
 from .motion import move
-from .presets import Preset, Schedule, _hex_colour
+from .schedule import Schedule
+from .settings import DreamSettings, hex_colour
 
 
 def frame_generator(seed: int, n: int) -> torch.Generator:
@@ -28,24 +29,21 @@ def frame_generator(seed: int, n: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 0x9E3779B97F4A7C15 + n * 0xBF58476D1CE4E5B9 + 1) % 2**63)
 
 
-def start_frame(preset: Preset, image: str | None, device: torch.device) -> torch.Tensor:
-    w, h = preset.width, preset.height
-    if image is not None:
-        img = load_image(image)
-        check_min_size(img, f"input image {image}")
-        return to_tensor(fit(img, w, h), device)
-    if preset.start == "photo":
-        raise UserError(f"preset '{preset.name}' starts from a photo", "give an INPUT image")
-    g = torch.Generator().manual_seed(preset.seed)
-    colour = _hex_colour(preset.start)
-    base = torch.tensor(colour if colour else (0.5, 0.5, 0.5)).view(1, 3, 1, 1).expand(1, 3, h, w)
+def start_frame(width: int, height: int, start: str, seed: int, device: torch.device,
+                photo: np.ndarray | None = None) -> torch.Tensor:
+    """Frame 0's input: the photo (already fitted to the frame), or noise or a colour."""
+    if photo is not None:
+        return to_tensor(photo, device)
+    g = torch.Generator().manual_seed(seed)
+    colour = hex_colour(start)
+    base = torch.tensor(colour if colour else (0.5, 0.5, 0.5)).view(1, 3, 1, 1).expand(1, 3, height, width)
     # Noise at several scales: a dream grows from whatever structure is there, and pure
     # per-pixel noise would only give it the finest scale to work with.
-    noise = torch.zeros(1, 3, h, w)
+    noise = torch.zeros(1, 3, height, width)
     amp = 0.12 if colour is None else 0.03
     for k in range(5):
-        small = torch.rand(1, 3, max(1, h >> k), max(1, w >> k), generator=g) - 0.5
-        noise += amp * F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+        small = torch.rand(1, 3, max(1, height >> k), max(1, width >> k), generator=g) - 0.5
+        noise += amp * F.interpolate(small, size=(height, width), mode="bilinear", align_corners=False)
     return (base + noise).clamp(0, 1).to(device)
 
 
@@ -76,6 +74,16 @@ def match_colour(img: torch.Tensor, ref: torch.Tensor, strength: float) -> torch
     return (img + strength * (matched - img)).clamp_(0, 1)
 
 
+@dataclass(frozen=True)
+class LoopSettings:
+    """What the loop needs beside the schedule."""
+
+    fps: float
+    seed: int
+    warmup: bool = True  # dream frame 0 like a still (all octaves)
+    color_strength: float = 0.0  # pull toward frame 0's colours; 0: off
+
+
 @dataclass
 class Frame:
     index: int
@@ -84,26 +92,24 @@ class Frame:
     state: LoopState  # the state after this frame (resume point)
 
 
-def dream_frames(dreamer: Dreamer, preset: Preset, state: LoopState, stop: int | None = None,
-                 schedule: Schedule | None = None) -> Iterator[Frame]:
-    """Dream frames state.index … stop-1 (past the preset's length too: loops render a tail)."""
-    schedule = schedule or preset.schedule()
-    stop = preset.frames if stop is None else stop
-    fps = preset.fps
+def dream_frames(dreamer: Dreamer, schedule: Schedule, state: LoopState, loop: LoopSettings,
+                 stop: int | None = None) -> Iterator[Frame]:
+    """Dream frames state.index … stop-1 (past the schedule's end too: loops dream a tail)."""
+    stop = schedule.total if stop is None else stop
     s, ref = state.frame, state.color_ref
     for n in range(state.index, stop):
-        spec = schedule.at(min(n, preset.frames - 1))
+        spec = schedule.at(min(n, schedule.total - 1))
         settings = spec.dream
-        if n == 0 and preset.warmup:
+        if n == 0 and loop.warmup:
             settings = replace(DreamSettings(), tile=settings.tile, tile_overlap=settings.tile_overlap,
                                blur=settings.blur)
-        d = dreamer(s, spec.objective, settings, frame_generator(preset.seed, n))
+        d = dreamer(s, spec.objective, settings, frame_generator(loop.seed, n))
         if not torch.isfinite(d).all():
             raise FloatingPointError(f"frame {n} has NaN or inf values")
         if ref is None:
             ref = channel_stats(d)
-        moved = move(d, spec.motion, fps)
-        s = match_colour(moved, ref, preset.color_strength) if preset.color == "match" else moved
+        moved = move(d, spec.motion, loop.fps)
+        s = match_colour(moved, ref, loop.color_strength)
         yield Frame(n, d, moved, LoopState(n + 1, s, ref))
 
 
@@ -115,3 +121,45 @@ def loop_blend(tail: np.ndarray, head: np.ndarray, k: int, length: int) -> np.nd
     w = w * w * (3 - 2 * w)
     out = tail.astype(np.float32) * (1 - w) + head.astype(np.float32) * w
     return (out + 0.5).astype(np.uint8)
+
+
+@dataclass
+class VideoState:
+    """A video in the making: the loop's state, the frames held back to close a loop, and the
+    running stability figure."""
+
+    loop: LoopState
+    head: list[np.ndarray] = field(default_factory=list)  # frames 0…tail-1, shown last, blended
+    stab_sum: float = 0.0
+    stab_n: int = 0
+    prev_moved: torch.Tensor | None = None
+
+    @property
+    def stability(self) -> float:
+        """Mean |d[n+1] − move(d[n])| in 0–255 units: how much each dream changes the frame."""
+        return self.stab_sum / max(self.stab_n, 1)
+
+
+def video_frames(dreamer: Dreamer, schedule: Schedule, state: VideoState, loop: LoopSettings,
+                 tail: int = 0) -> Iterator[tuple[int, int | None, np.ndarray]]:
+    """(frame dreamed, its position in the video, H×W×3 uint8) for every frame dreamed from
+    where `state` stands; `state` is updated in place and is the resume point after each.
+
+    A loop of N frames dreams N + tail: frames 0…tail-1 are held back (position None), the
+    video shows tail…N-1, then N…N+tail-1 cross-faded into the held-back ones, so that its end
+    flows into its start. Positions come in order: this is the order the video shows."""
+    total = schedule.total
+    for fr in dream_frames(dreamer, schedule, state.loop, loop, stop=total + tail):
+        n = fr.index
+        if state.prev_moved is not None:
+            state.stab_sum += float((fr.image - state.prev_moved).abs().mean()) * 255
+            state.stab_n += 1
+        state.prev_moved, state.loop = fr.moved, fr.state
+        frame = to_uint8(fr.image)
+        if n < tail:
+            state.head.append(frame)
+            yield n, None, frame
+            continue
+        if n >= total:
+            frame = loop_blend(frame, state.head[n - total], n - total, tail)
+        yield n, n - tail, frame

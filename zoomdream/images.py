@@ -22,11 +22,10 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from .errors import UserError, write_error
 from .paths import input_file, read_bytes
+from .settings import IMAGE_MIN_SIDE, IMAGE_MAX_SIDE
 
 # Refused from the header, before decoding: a 100000×100000 PNG never allocates 30 GB.
-MAX_SIDE = 16384
-MAX_PIXELS = MAX_SIDE * MAX_SIDE
-MIN_SIDE = 16
+MAX_PIXELS = IMAGE_MAX_SIDE * IMAGE_MAX_SIDE
 # What shows through transparent pixels: mid-grey, because black or white would start the
 # dream from a flat extreme that takes many frames to fill with structure.
 BACKGROUND = 0.5
@@ -142,5 +141,5 @@ def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
 
 def check_min_size(image: np.ndarray, what: str) -> None:
     h, w = image.shape[:2]
-    if min(h, w) < MIN_SIDE:
-        raise UserError(f"{what} is only {w}×{h} px", f"use an image at least {MIN_SIDE} px on each side")
+    if min(h, w) < IMAGE_MIN_SIDE:
+        raise UserError(f"{what} is only {w}×{h} px", f"use an image at least {IMAGE_MIN_SIDE} px on each side")

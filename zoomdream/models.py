@@ -24,11 +24,10 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .errors import UserError, closest
+from .objectives import LOGITS
+from .settings import DEFAULT_MODEL
 from .paths import input_file, read_bytes
 
-LOGITS = "logits"
-# The one backbone whose ImageNet weights install offline (see OFFLINE_PACKAGES).
-DEFAULT_MODEL = "mobilenet_v2"
 
 
 @dataclass(frozen=True)
@@ -372,6 +371,27 @@ class DreamNet(nn.Module):
 
 
 @dataclass
+class NetInfo:
+    """A backbone's layer and class names, without weights: enough to check an objective."""
+
+    backbone: Backbone
+
+    @property
+    def backbone_name(self) -> str:
+        return self.backbone.name
+
+    def layer(self, name: str) -> LayerInfo:
+        return check_layer(self.backbone, name, describe_layers(self.backbone))
+
+    def class_names(self) -> list[str]:
+        return categories(self.backbone)
+
+
+def net_info(name: str) -> NetInfo:
+    return NetInfo(get_backbone(name))
+
+
+@dataclass
 class Network:
     """A loaded, frozen classifier plus what objectives need to know about it."""
 
@@ -383,8 +403,15 @@ class Network:
     device: torch.device
     channels_last: bool = False
 
+    @property
+    def backbone_name(self) -> str:
+        return self.backbone.name
+
     def layer(self, name: str) -> LayerInfo:
         return check_layer(self.backbone, name, self.layers)
+
+    def class_names(self) -> list[str]:
+        return self.categories
 
     def truncated(self, wanted: Iterable[str]) -> DreamNet:
         wanted = list(wanted)

@@ -4,22 +4,13 @@ same preset moves identically at 24 or 60 fps."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from .settings import Motion
 
-@dataclass(frozen=True)
-class Motion:
-    zoom: float = 1.0  # scale factor per second; >1 flies in
-    rotate: float = 0.0  # degrees per second, counter-clockwise
-    pan_x: float = 0.0  # frame widths per second; >0 drifts the view right
-    pan_y: float = 0.0  # frame heights per second; >0 drifts the view down
-
-    def per_frame(self, fps: float) -> tuple[float, float, float, float]:
-        """(zoom, radians, dx, dy) for one frame: z**(1/fps) keeps the motion fps-independent."""
-        return self.zoom ** (1 / fps), math.radians(self.rotate) / fps, self.pan_x / fps, self.pan_y / fps
+__all__ = ["Motion", "affine_theta", "move"]
 
 
 def affine_theta(motion: Motion, fps: float, height: int, width: int) -> torch.Tensor:

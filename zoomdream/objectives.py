@@ -1,5 +1,5 @@
 """What the dream maximises. An objective is a weighted sum of terms, written as text so that
-presets and the command line share one syntax:
+presets, the command line and the API share one syntax:
 
     features.13                     L2 norm of a layer (the classic DeepDream)
     features.13:12,40               only those channels
@@ -7,8 +7,11 @@ presets and the command line share one syntax:
     guide:cat.jpg@features.13       match the frame's features to a guide image's
     0.6*features.10 + 0.4*features.14:5
 
-Parsing gives a plain, hashable Objective; `bind` turns it into a function of activations
-once a network is loaded."""
+Each kind of term is one class in KINDS: how it parses and prints, which names it checks,
+whether it can be summed over tiles or wants a natural-image prior, and how it binds to a
+network. A new kind is one more class here. Parsing gives a plain, hashable Objective; `bind`
+turns it into a function of activations once a network is loaded. Nothing here reads a file
+or imports torch: images a term needs are loaded by whoever binds it."""
 
 from __future__ import annotations
 
@@ -16,34 +19,228 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-
-import torch
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .errors import UserError, closest
-from .models import LOGITS, Backbone, DreamNet, LayerInfo, Network, check_layer
-from .paths import input_file
 
-TERM_KINDS = ("layer", "class", "guide")
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from .models import LayerInfo
+
 # Deep enough for eyes, fur and animal faces on mobilenet_v2, shallow enough to stay fast.
 DEFAULT_OBJECTIVE = "features.13"
+LOGITS = "logits"
+
+Activations = dict[str, "torch.Tensor"]
+TermFn = Callable[[Activations], "torch.Tensor"]
+
+
+class Net(Protocol):
+    """What a term needs to know about the network it is checked against or bound to."""
+
+    backbone_name: str
+
+    def layer(self, name: str) -> LayerInfo: ...
+
+    def class_names(self) -> list[str]: ...
+
+
+class Binding(Net, Protocol):
+    """What binding adds: the images the terms named, loaded, and features of an image."""
+
+    images: dict[str, np.ndarray]
+
+    def features(self, image: np.ndarray, layer: str) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
 class Term:
-    kind: str
     weight: float = 1.0
-    layer: str = ""
-    channels: tuple[int, ...] = ()
-    target: str = ""  # class name, or guide image path
+
+    kind: ClassVar[str] = ""
+    prefix: ClassVar[str] = ""  # "class:"; "" for the kind written as a bare layer name
+    syntax: ClassVar[str] = ""  # for hints and --help
+    tileable: ClassVar[bool] = True  # per-position terms sum over tiles; pooled ones do not
+    wants_prior: ClassVar[bool] = False  # needs a natural-image prior, or it turns to noise
+
+    @classmethod
+    def parse(cls, body: str, weight: float, text: str) -> Term:
+        raise NotImplementedError
+
+    def body(self) -> str:
+        raise NotImplementedError
 
     def __str__(self) -> str:
-        w = "" if self.weight == 1 else f"{self.weight:g}*"
-        if self.kind == "class":
-            return f"{w}class:{self.target}"
-        if self.kind == "guide":
-            return f"{w}guide:{self.target}@{self.layer}"
-        ch = ":" + ",".join(map(str, self.channels)) if self.channels else ""
-        return f"{w}{self.layer}{ch}"
+        return ("" if self.weight == 1 else f"{self.weight:g}*") + self.prefix + self.body()
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    @property
+    def files(self) -> tuple[tuple[str, str], ...]:
+        """(path, what it is) of each image the term needs, loaded before binding."""
+        return ()
+
+    def check(self, net: Net) -> None:
+        """Every name exists in this network: fail before any work is done."""
+        for layer in self.layers:
+            net.layer(layer)
+
+    def bind(self, net: Binding) -> TermFn:
+        raise NotImplementedError
+
+
+KINDS: dict[str, type[Term]] = {}
+
+
+def kind(cls: type[Term]) -> type[Term]:
+    """Register a kind of term."""
+    KINDS[cls.kind] = cls
+    return cls
+
+
+_LAYER = re.compile(r"^[A-Za-z_][\w.]*$")
+
+
+@kind
+@dataclass(frozen=True)
+class Layer(Term):
+    """½·Σa² of a layer (or some of its channels): the gradient at the layer is the activation
+    itself. Scaled by stride²/channels, which makes the value per input pixel comparable across
+    layers and independent of how the image is tiled."""
+
+    layer: str = ""
+    channels: tuple[int, ...] = ()
+
+    kind: ClassVar[str] = "layer"
+    syntax: ClassVar[str] = "LAYER[:CH,…]"
+
+    @classmethod
+    def parse(cls, body: str, weight: float, text: str) -> Term:
+        layer, sep, chans = body.partition(":")
+        layer = layer.strip()
+        if not _LAYER.match(layer):
+            raise UserError(f"cannot read objective term '{body}'", "use " + syntax_hint())
+        channels: tuple[int, ...] = ()
+        if sep:
+            try:
+                channels = tuple(int(c) for c in chans.split(","))
+            except ValueError:
+                raise UserError(f"channels in '{body}' must be integers", "write e.g. features.13:12,40") from None
+        return cls(weight, layer, channels)
+
+    def body(self) -> str:
+        return self.layer + (":" + ",".join(map(str, self.channels)) if self.channels else "")
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return (self.layer,)
+
+    def check(self, net: Net) -> None:
+        info = net.layer(self.layer)
+        for c in self.channels:
+            if not 0 <= c < info.channels:
+                raise UserError(f"channel {c} is out of range for {self.layer}",
+                                f"{self.layer} has channels 0–{info.channels - 1}")
+
+    def bind(self, net: Binding) -> TermFn:
+        info = net.layer(self.layer)
+        scale = self.weight * info.stride**2 / (len(self.channels) or info.channels)
+        layer, channels = self.layer, list(self.channels)
+
+        def term(acts: Activations) -> torch.Tensor:
+            a = acts[layer]
+            if channels:
+                a = a[:, channels]
+            return 0.5 * scale * a.float().pow(2).sum()
+
+        return term
+
+
+@kind
+@dataclass(frozen=True)
+class Class(Term):
+    """An ImageNet class logit. Pooled over the whole image, so it cannot be tiled, and it needs
+    a natural-image prior (a blur each step) or it becomes high-frequency noise."""
+
+    name: str = ""
+
+    kind: ClassVar[str] = "class"
+    prefix: ClassVar[str] = "class:"
+    syntax: ClassVar[str] = "class:NAME"
+    tileable: ClassVar[bool] = False
+    wants_prior: ClassVar[bool] = True
+
+    @classmethod
+    def parse(cls, body: str, weight: float, text: str) -> Term:
+        if not body.strip():
+            raise UserError(f"objective '{text}' names no class", "write e.g. class:banana")
+        return cls(weight, body.strip())
+
+    def body(self) -> str:
+        return self.name
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return (LOGITS,)
+
+    def check(self, net: Net) -> None:
+        class_index(self.name, net.class_names())
+
+    def bind(self, net: Binding) -> TermFn:
+        weight, index = self.weight, class_index(self.name, net.class_names())
+        return lambda acts: weight * acts[LOGITS][:, index].float().sum()
+
+
+@kind
+@dataclass(frozen=True)
+class Guide(Term):
+    """Pull each position of the frame towards the guide image's feature it already resembles
+    most (argmax of the dot product), so the guide's textures grow where they fit."""
+
+    image: str = ""
+    layer: str = ""
+
+    kind: ClassVar[str] = "guide"
+    prefix: ClassVar[str] = "guide:"
+    syntax: ClassVar[str] = "guide:IMAGE@LAYER"
+
+    @classmethod
+    def parse(cls, body: str, weight: float, text: str) -> Term:
+        path, sep, layer = body.rpartition("@")
+        if not sep or not path.strip() or not _LAYER.match(layer.strip()):
+            raise UserError(f"guide term 'guide:{body}' needs IMAGE@LAYER", "write e.g. guide:cat.jpg@features.13")
+        return cls(weight, path.strip(), layer.strip())
+
+    def body(self) -> str:
+        return f"{self.image}@{self.layer}"
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return (self.layer,)
+
+    @property
+    def files(self) -> tuple[tuple[str, str], ...]:
+        return ((self.image, "guide image"),)
+
+    def bind(self, net: Binding) -> TermFn:
+        info = net.layer(self.layer)
+        scale = self.weight * info.stride**2 / info.channels
+        guide = net.features(net.images[self.image], self.layer)  # C×M
+        layer = self.layer
+
+        def term(acts: Activations) -> torch.Tensor:
+            x = acts[layer].float().flatten(2)[0]  # C×N
+            best = (x.detach().T @ guide).argmax(dim=1)  # N: the closest guide feature, not differentiated
+            return scale * (x * guide[:, best]).sum()
+
+        return term
+
+
+# ------------------------------------------------------------------------------------ algebra
 
 
 @dataclass(frozen=True)
@@ -61,25 +258,47 @@ class Objective:
 
     @property
     def layers(self) -> list[str]:
-        return sorted({t.layer for t in self.terms})
+        return sorted({layer for t in self.terms for layer in t.layers})
+
+    @property
+    def files(self) -> list[tuple[str, str]]:
+        return sorted({f for t in self.terms for f in t.files})
 
     @property
     def tileable(self) -> bool:
-        """Per-position terms can be summed over tiles; a class logit pools the whole image."""
-        return all(t.kind != "class" for t in self.terms)
+        return all(t.tileable for t in self.terms)
 
     @property
     def wants_prior(self) -> bool:
-        """Class visualisations need a natural-image prior or they turn into high-frequency noise."""
-        return any(t.kind == "class" for t in self.terms)
+        return any(t.wants_prior for t in self.terms)
+
+    def check(self, net: Net) -> None:
+        for t in self.terms:
+            t.check(net)
+
+    def bind(self, net: Binding) -> Callable[[Activations], torch.Tensor]:
+        """A function from activations to the scalar to maximise."""
+        self.check(net)
+        parts = [t.bind(net) for t in self.terms]
+
+        def total(acts: Activations) -> torch.Tensor:
+            return sum(p(acts) for p in parts)  # type: ignore[return-value]
+
+        return total
+
+
+def syntax_hint() -> str:
+    forms = [k.syntax for k in KINDS.values()]
+    return ", ".join(forms[:-1]) + " or " + forms[-1]
 
 
 _WEIGHT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\*\s*(.+)$")
-_LAYER = re.compile(r"^[A-Za-z_][\w.]*$")
 
 
-def parse_objective(text: str) -> Objective:
-    """Parse objective text (syntax errors only; names are checked against a model by `check`)."""
+def parse_objective(text: Any) -> Objective:
+    """Parse objective text (syntax only; names are checked against a network by `check`)."""
+    if isinstance(text, Objective):
+        return text
     if not isinstance(text, str) or not text.strip():
         raise UserError("empty objective", "give a layer name, e.g. features.13 (see: zoomdream layers MODEL)")
     terms = []
@@ -93,34 +312,9 @@ def parse_objective(text: str) -> Objective:
             weight, part = float(m.group(1)), m.group(2).strip()
             if not math.isfinite(weight):
                 raise UserError(f"objective '{text}' has a non-finite weight", "use a finite number")
-        terms.append(_parse_term(part, weight, text))
+        cls = next((k for k in KINDS.values() if k.prefix and part.startswith(k.prefix)), KINDS["layer"])
+        terms.append(cls.parse(part[len(cls.prefix):], weight, text))
     return Objective(tuple(terms))
-
-
-def _parse_term(part: str, weight: float, text: str) -> Term:
-    if part.startswith("class:"):
-        name = part[len("class:"):].strip()
-        if not name:
-            raise UserError(f"objective '{text}' names no class", "write e.g. class:banana")
-        return Term("class", weight, LOGITS, target=name)
-    if part.startswith("guide:"):
-        body = part[len("guide:"):]
-        path, sep, layer = body.rpartition("@")
-        if not sep or not path.strip() or not _LAYER.match(layer.strip()):
-            raise UserError(f"guide term '{part}' needs IMAGE@LAYER", "write e.g. guide:cat.jpg@features.13")
-        return Term("guide", weight, layer.strip(), target=path.strip())
-    layer, sep, chans = part.partition(":")
-    layer = layer.strip()
-    if not _LAYER.match(layer):
-        raise UserError(f"cannot read objective term '{part}'",
-                        "use LAYER, LAYER:CH[,CH…], class:NAME or guide:IMAGE@LAYER")
-    channels: tuple[int, ...] = ()
-    if sep:
-        try:
-            channels = tuple(int(c) for c in chans.split(","))
-        except ValueError:
-            raise UserError(f"channels in '{part}' must be integers", "write e.g. features.13:12,40") from None
-    return Term("layer", weight, layer, channels)
 
 
 def class_index(name: str, categories: list[str]) -> int:
@@ -131,91 +325,4 @@ def class_index(name: str, categories: list[str]) -> int:
         if c.lower() == wanted:
             return i
     raise UserError(f"unknown ImageNet class '{name}'",
-                    closest(wanted, [c.lower() for c in categories]).replace(" ", " ") + " (spaces may be written as _)")
-
-
-def check_names(objective: Objective, backbone: Backbone, layers: list[LayerInfo],
-                categories: Callable[[], list[str]]) -> None:
-    """Every name in the objective exists in this backbone: fail before any work is done.
-    Needs no weights, so presets are checked before a network is loaded."""
-    for t in objective.terms:
-        info = check_layer(backbone, t.layer, layers)
-        for c in t.channels:
-            if not 0 <= c < info.channels:
-                raise UserError(f"channel {c} is out of range for {t.layer}",
-                                f"{t.layer} has channels 0–{info.channels - 1}")
-        if t.kind == "class":
-            class_index(t.target, categories())
-        if t.kind == "guide":
-            input_file(t.target, "guide image", "check the path after 'guide:'")
-
-
-def check(objective: Objective, network: Network) -> None:
-    check_names(objective, network.backbone, network.layers, lambda: network.categories)
-
-
-ObjectiveFn = Callable[[dict[str, torch.Tensor]], torch.Tensor]
-
-
-def bind(objective: Objective, network: Network, dreamnet: DreamNet, guide_size: int = 320) -> ObjectiveFn:
-    """A function from activations to the scalar to maximise.
-
-    Layer terms are ½·Σa² (so the gradient at the layer is the activation itself), scaled by
-    stride²/channels: that makes the value per input pixel comparable across layers and
-    independent of how the image is tiled."""
-    check(objective, network)
-    parts: list[Callable[[dict[str, torch.Tensor]], torch.Tensor]] = []
-    for t in objective.terms:
-        info = network.layer(t.layer)
-        if t.kind == "class":
-            parts.append(_class_term(t.weight, class_index(t.target, network.categories)))
-        elif t.kind == "guide":
-            scale = t.weight * info.stride**2 / info.channels
-            parts.append(_guide_term(t.layer, scale, _guide_features(t, network, dreamnet, guide_size)))
-        else:
-            scale = t.weight * info.stride**2 / (len(t.channels) or info.channels)
-            parts.append(_layer_term(t.layer, scale, t.channels))
-
-    def total(acts: dict[str, torch.Tensor]) -> torch.Tensor:
-        return sum(p(acts) for p in parts)  # type: ignore[return-value]
-
-    return total
-
-
-def _layer_term(layer: str, scale: float, channels: tuple[int, ...]):
-    def term(acts):
-        a = acts[layer]
-        if channels:
-            a = a[:, list(channels)]
-        return 0.5 * scale * a.float().pow(2).sum()
-
-    return term
-
-
-def _class_term(weight: float, index: int):
-    return lambda acts: weight * acts[LOGITS][:, index].float().sum()
-
-
-def _guide_term(layer: str, scale: float, guide: torch.Tensor):
-    # Each frame position is pulled towards the guide feature it already resembles most
-    # (argmax of the dot product), so the guide's textures grow where they fit.
-    def term(acts):
-        a = acts[layer].float()
-        x = a.flatten(2)[0]  # C×N
-        with torch.no_grad():
-            best = (x.T @ guide).argmax(dim=1)  # N
-        return scale * (x * guide[:, best]).sum()
-
-    return term
-
-
-def _guide_features(t: Term, network: Network, dreamnet: DreamNet, size: int) -> torch.Tensor:
-    from .images import check_min_size, load_image, resize_long_side, to_tensor
-
-    img = load_image(t.target, "guide image")
-    check_min_size(img, f"guide image {t.target}")
-    x = to_tensor(resize_long_side(img, size), network.device)
-    with torch.no_grad():
-        if t.layer not in dreamnet.wanted:
-            raise AssertionError("dreamnet must include the guide layer")
-        return dreamnet(x)[t.layer].float().flatten(2)[0]  # C×M
+                    closest(wanted, [c.lower() for c in categories]) + " (spaces may be written as _)")

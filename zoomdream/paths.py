@@ -27,6 +27,9 @@ def _stat(path: Path, what: str) -> os.stat_result | None:
     """stat() following symlinks; None when nothing is there. Symlink trouble is an error."""
     try:
         return path.stat()
+    except ValueError:  # an embedded NUL: no file can have that name
+        raise UserError(f"{what} {str(path)!r} is not a possible file name (it holds a NUL byte)",
+                        "check the path") from None
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise UserError(f"{what} {path} is a symlink loop", "point it at a real file") from None

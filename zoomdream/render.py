@@ -1,18 +1,18 @@
 """Rendering a video: the frame loop feeding the encoder, with checkpoints, resume, clean
-interruption and a progress bar.
+interruption and progress.
 
-A render writes into a state folder beside the output (`OUT.mp4.zoomdream/`): MP4 parts, each
-closed at a checkpoint, and the checkpoint itself. The output file is the parts joined by a
-stream copy. Ctrl-C, SIGTERM or a crash close the current part and join what exists, so the
-output always plays and holds every finished frame; `--resume` carries on from the checkpoint
-and the frames come out identical to an uninterrupted run."""
+The video is written in MP4 parts of `checkpoint_every` frames on fixed boundaries, into the
+state folder (state.py); the output file is the parts joined by a stream copy. At each
+boundary the part is closed and a checkpoint written before the next frame is dreamed, so a
+SIGKILL loses at most the frames since the last boundary. Ctrl-C, SIGTERM or a crash close the
+part in progress and join what exists, so the output always plays and holds every finished
+frame; `--resume` re-encodes that part whole from its lossless frames and carries on, and the
+video comes out identical, decoded frame for frame, to one that never stopped."""
 
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -28,31 +28,54 @@ import torch
 
 from .dream import Dreamer
 from .errors import UserError, write_error
-from .frames import LoopState, dream_frames, loop_blend, start_frame
-from .images import save_image, to_uint8
-from .models import load_network
+from .frames import LoopSettings, VideoState, LoopState, start_frame, video_frames
+from .images import check_min_size, fit, load_image, save_image
+from .models import load_network, resolve_device
 from .paths import check_render_paths
-from .presets import Preset
-from .video import Encoder, PartWriter, check_ffmpeg, concat, gif_preview
+from .presets import Preset, check_objective_files
+from .settings import RenderOptions, check
+from .state import (CHECKPOINT, PENDING, RenderState, StateLock, load_checkpoint, save_checkpoint, state_dir)
+from .video import Encoder, PartWriter, check_ffmpeg, concat, gif_preview, load_pending
 
-CHECKPOINT = "checkpoint.pt"
-CHECKPOINT_VERSION = 2
+__all__ = ["RenderJob", "RenderResult", "render", "state_dir", "CHECKPOINT"]
 
 
-@dataclass(frozen=True)
-class RenderJob:
+@dataclass(frozen=True, kw_only=True)
+class RenderJob(RenderOptions):
+    """One render: what to show (the preset), where, and how. Keywords only."""
+
     preset: Preset
     output: Path
-    input: str | None = None
+    input: str | Path | None = None  # start photo
     device: str = "auto"
-    weights: str | None = None
-    frames_dir: Path | None = None
-    gif: Path | None = None
+    weights: str | Path | None = None
+    frames_dir: Path | None = None  # also keep every frame as a PNG here
+    gif: Path | None = None  # also write a short GIF preview
     resume: bool = False
     overwrite: bool = False
-    checkpoint_every: int = 24  # frames between checkpoints (and MP4 parts)
-    progress: bool = True
     stop_after: int | None = None  # stop (as if interrupted) after this many frames; for tests
+    source: str = "zoomdream.render()"  # where the options came from, for messages
+
+    def check(self) -> None:
+        """Every path and option, before any work: one line for anything that would fail later."""
+        check(RenderOptions, "checkpoint_every", self.checkpoint_every, self.source)
+        check_render_paths(self.output, self.input, None, self.weights, self.frames_dir, self.gif,
+                           self.overwrite or self.resume)
+        for seg in self.preset.segments:
+            check_objective_files(seg.objective)
+        out, sdir = Path(self.output), state_dir(Path(self.output))
+        if sdir.is_dir():
+            StateLock(sdir, out).release()  # in use: refused before "unfinished render"
+        if self.resume:
+            if not (sdir / CHECKPOINT).is_file():
+                raise UserError(f"nothing to resume for {out} (no {sdir.name}/{CHECKPOINT})",
+                                "run without --resume to start a new render")
+        elif not self.overwrite:
+            if sdir.exists():
+                raise UserError(f"an unfinished render of {out} is there",
+                                "add --resume to continue it or --overwrite to restart")
+            if out.exists():
+                raise UserError(f"output {out} already exists", "add --overwrite or choose another -o path")
 
 
 @dataclass
@@ -63,64 +86,22 @@ class RenderResult:
     seconds: float
     stability: float  # mean |d[n+1] - move(d[n])| in 0–255 units
     interrupted: bool = False
-    frames_rendered: int = 0  # by this run (a resumed render counts from where it resumed)
+    frames_rendered: int = 0  # dreamed by this run (a resumed render counts from where it resumed)
     signal: str | None = None  # what stopped it early: SIGINT, SIGTERM, …
+    fps: float = 24.0
+    width: int = 0
+    height: int = 0
 
     @property
     def seconds_per_frame(self) -> float:
         return self.seconds / max(self.frames_rendered, 1)
 
 
-def state_dir(output: Path) -> Path:
-    return output.with_name(output.name + ".zoomdream")
-
-
-class StateLock:
-    """One render per output: an exclusive flock on a file in the state folder. The kernel
-    drops a flock when its process dies, so a killed render never leaves a stale lock."""
-
-    NAME = "lock"
-
-    def __init__(self, sdir: Path, output: Path):
-        self.fd = os.open(sdir / self.NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            pid = os.read(self.fd, 32).decode(errors="replace").strip() or "?"
-            os.close(self.fd)
-            raise UserError(f"{output} is being rendered right now by another zoomdream (pid {pid})",
-                            "wait for it to finish or stop it, or choose another -o path") from None
-        os.ftruncate(self.fd, 0)
-        os.write(self.fd, str(os.getpid()).encode())
-
-    def release(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-
-def check_output(job: RenderJob) -> None:
-    out = job.output
-    check_render_paths(out, job.input, None, job.weights, job.frames_dir, job.gif, job.overwrite or job.resume)
-    if state_dir(out).is_dir():
-        StateLock(state_dir(out), out).release()  # in use: refused before "unfinished render"
-    if job.resume:
-        if not (state_dir(out) / CHECKPOINT).is_file():
-            raise UserError(f"nothing to resume for {out} (no {state_dir(out).name}/{CHECKPOINT})",
-                            "run without --resume to start a new render")
-    elif not job.overwrite:
-        if state_dir(out).exists():
-            raise UserError(f"an unfinished render of {out} is there", "add --resume to continue it or --overwrite to restart")
-        if out.exists():
-            raise UserError(f"output {out} already exists", "add --overwrite or choose another -o path")
-
-
 def settings_hash(job: RenderJob, weights_id: str, device: torch.device) -> str:
-    """What decides the frames; resume refuses when any of it changed."""
+    """What decides the video; resume refuses when any of it changed."""
     preset = dataclasses.asdict(job.preset)
-    preset.pop("source", None)
-    preset.pop("name", None)
-    preset.pop("description", None)
+    for key in ("source", "name", "description"):
+        preset.pop(key, None)
     h = hashlib.sha256(json.dumps(preset, sort_keys=True, default=str).encode())
     if job.input:
         h.update(hashlib.sha256(Path(job.input).read_bytes()).digest())
@@ -128,67 +109,183 @@ def settings_hash(job: RenderJob, weights_id: str, device: torch.device) -> str:
     return h.hexdigest()[:16]
 
 
-# A checkpoint file: MAGIC, the SHA-256 of the body, then the body (torch.save of plain
-# tensors, numbers and strings). The checksum turns a truncated or bit-flipped file into a
-# clear refusal instead of a resume from wrong data, which would give a wrong video.
-MAGIC = b"zoomdream-checkpoint\n"
-
-
-def _atomic_save(obj: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    # Serialised in memory first: torch.save writing straight to a full disk fails with an
-    # opaque RuntimeError from its zip writer, a plain write with ENOSPC.
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    body = buf.getvalue()
+def render(job: RenderJob, log: Callable[[str], None] | None = None) -> RenderResult:
+    """Render `job`: set up, then frame by frame (encode, checkpoint, progress), then finish."""
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    job.check()
+    check_ffmpeg()  # before any dreaming: a render that cannot be written is not started
+    preset, out, device = job.preset, Path(job.output), resolve_device(job.device)
+    # A bad photo fails here, before the network loads and the state folder is made.
+    start = None if job.resume else first_input(preset, job.input, device)
+    network = load_network(preset.model, job.weights, device)
+    dreamer = Dreamer(network, preset.precision)
+    for seg in preset.segments:
+        dreamer.bound(seg.objective)  # loads guide images: fails before any frame
+    weights_id = str(network.source.path.name if network.source.path else network.source.kind)
+    digest = settings_hash(job, weights_id, network.device)
+    sdir = state_dir(out)
+    sdir.mkdir(exist_ok=True)
+    lock = StateLock(sdir, out)
     try:
-        with open(tmp, "wb") as f:
-            f.write(MAGIC + hashlib.sha256(body).digest() + body)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise write_error(path, e) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)  # a kill mid-write leaves the old checkpoint whole
-    _fsync_folder(path.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename durable: after a power loss the folder holds the new checkpoint, not the
-    old one or neither (the rename lives in the folder's own data)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # not supported here (Windows): the rename is still atomic
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        if job.resume:
+            state = _resumed(sdir, digest, network.device, log, out, preset)
+            if state.every != job.checkpoint_every:
+                log(f"keeping the interrupted render's {state.every} frames per checkpoint (the parts' boundaries)")
+        else:
+            _clear(sdir)
+            state = RenderState(VideoState(LoopState(0, start)), job.checkpoint_every)  # type: ignore[arg-type]
+        if job.frames_dir is not None:
+            try:
+                Path(job.frames_dir).mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise write_error(Path(job.frames_dir), e) from None
+        return _run(job, dreamer, state, digest, log)
     finally:
-        os.close(fd)
+        lock.release()
 
 
-def load_checkpoint(path: Path) -> dict:
-    fix = "run with --overwrite to start the render again"
+def first_input(preset: Preset, photo: str | Path | None, device: torch.device) -> torch.Tensor:
+    """Frame 0's input: the photo fitted to the frame, or the preset's noise or colour."""
+    if photo is None and preset.start == "photo":
+        raise UserError(f"preset '{preset.name}' starts from a photo", "give an INPUT image")
+    img = None
+    if photo is not None:
+        img = load_image(photo)
+        check_min_size(img, f"input image {photo}")
+        img = fit(img, preset.width, preset.height)
+    return start_frame(preset.width, preset.height, preset.start, preset.seed, device, img)
+
+
+def _clear(sdir: Path) -> None:
+    """--overwrite: drop what an earlier render left (the lock stays: it is ours)."""
+    for f in sdir.iterdir():
+        if f.name != StateLock.NAME:
+            shutil.rmtree(f) if f.is_dir() and not f.is_symlink() else f.unlink()
+
+
+def _resumed(sdir: Path, digest: str, device: torch.device, log: Callable[[str], None], out: Path,
+             preset: Preset) -> RenderState:
+    ck = load_checkpoint(sdir / CHECKPOINT)
+    if ck["hash"] != digest:
+        raise UserError(f"settings changed since {out} was started, so resuming would not give the same video",
+                        "resume with the original settings, or use --overwrite to start again")
+    state = RenderState.from_checkpoint(ck, device)
+    known = {name for name, _ in state.parts} | {CHECKPOINT, StateLock.NAME, PENDING}
+    for f in sdir.iterdir():  # a part cut short, or written after the checkpoint (a kill), is redone
+        if f.name not in known:
+            f.unlink()
+    kept = {f"{pos:08d}.npy" for pos in range(state.complete, state.shown)}
+    for f in (sdir / PENDING).glob("*"):  # lossless frames past the checkpoint are redone too
+        if f.name not in kept:
+            f.unlink()
+    log(f"resuming {out} at frame {state.video.loop.index}/{preset.frames + preset.tail}")
+    return state
+
+
+def _run(job: RenderJob, dreamer: Dreamer, state: RenderState, digest: str, log: Callable[[str], None]) -> RenderResult:
+    preset, sdir, every = job.preset, state_dir(Path(job.output)), state.every
+    total = preset.frames + preset.tail
+    writer = PartWriter(lambda pos: Encoder(sdir / part_name(pos, every), preset.width, preset.height, preset.fps,
+                                            preset.crf), sdir / PENDING)
+    first = state.video.loop.index
+    error: BaseException | None = None
+    interrupted: str | None = None
+    progress = Progress(total, first, log) if job.progress else None
+    t0 = time.perf_counter()
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise UserError(f"cannot read checkpoint {path} ({e.strerror})", fix) from None
-    if not data.startswith(MAGIC):
-        raise UserError(f"checkpoint {path} is from another zoomdream version or not a checkpoint", fix)
-    digest, body = data[len(MAGIC) : len(MAGIC) + 32], data[len(MAGIC) + 32 :]
-    if hashlib.sha256(body).digest() != digest:
-        raise UserError(f"checkpoint {path} is damaged (checksum mismatch: truncated or corrupted on disk)", fix)
+        with _Stop() as stop:
+            for pos, frame in enumerate(load_pending(sdir / PENDING, state.complete, state.pending),
+                                        start=state.complete):
+                writer.write(pos, frame)  # the part an interruption cut short, re-encoded whole
+            for n, pos, frame in video_frames(dreamer, preset.schedule(), state.video, loop_settings(preset),
+                                              preset.tail):
+                _keep(job, state, writer, digest, n, pos, frame)
+                if progress:
+                    progress.update(n + 1)
+                if job.stop_after is not None and n + 1 - first >= job.stop_after and n + 1 < total:
+                    stop.requested = "stop_after"
+                if stop.requested:
+                    interrupted = stop.requested
+                    break
+    except KeyboardInterrupt:
+        interrupted = "SIGINT"
+    except BaseException as e:  # keep every finished frame, then report the failure
+        error = e
+    finally:
+        if progress:
+            progress.stop()
+    return _finish(job, state, writer, digest, interrupted, error, first, time.perf_counter() - t0, log)
+
+
+def _keep(job: RenderJob, state: RenderState, writer: PartWriter, digest: str, n: int, pos: int | None,
+          frame: np.ndarray) -> None:
+    """Frame n, at position `pos` of the video (None: held back to close a loop): into the
+    video and --frames-dir, and at a boundary, a checkpoint."""
+    if pos is not None:
+        writer.write(pos, frame)
+        state.pending += 1
+        if job.frames_dir is not None:
+            save_image(Path(job.frames_dir) / f"frame_{pos:06d}.png", frame)
+    every = state.every
+    at_boundary = (pos + 1) % every == 0 if pos is not None else (n + 1) % every == 0
+    if at_boundary and n + 1 < job.preset.frames + job.preset.tail:
+        _checkpoint(state, writer, state_dir(Path(job.output)), digest, None if pos is None else part_name(pos, every))
+
+
+def part_name(pos: int, every: int) -> str:
+    """The part that frame `pos` of the video belongs to: parts start every `every` frames."""
+    return f"part-{pos // every:05d}.mp4"
+
+
+def loop_settings(preset: Preset) -> LoopSettings:
+    return LoopSettings(preset.fps, preset.seed, preset.warmup, preset.color_strength if preset.color == "match" else 0)
+
+
+def _checkpoint(state: RenderState, writer: PartWriter, sdir: Path, digest: str, part: str | None) -> None:
+    """At a part boundary (or every so many held-back frames of a loop): close the part, then
+    write the checkpoint, and wait for both, so that the checkpoint is never behind."""
+    after = dataclasses.replace(state, parts=[*state.parts, (part, state.pending)], pending=0) if part else state
+    payload = after.to_checkpoint(digest)
+    writer.cut(lambda: save_checkpoint(payload, sdir / CHECKPOINT))
+    writer.sync()
+    state.parts, state.pending = after.parts, after.pending
+
+
+def _finish(job: RenderJob, state: RenderState, writer: PartWriter, digest: str, interrupted: str | None,
+            error: BaseException | None, first: int, seconds: float, log: Callable[[str], None]) -> RenderResult:
+    """Close the last part, checkpoint if unfinished, join the parts into the output."""
+    preset, out, sdir = job.preset, Path(job.output), state_dir(Path(job.output))
+    finished = state.video.loop.index >= preset.frames + preset.tail and interrupted is None and error is None
+    payload = state.to_checkpoint(digest)
     try:
-        ck = torch.load(io.BytesIO(body), map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UserError(f"checkpoint {path} is unreadable ({type(e).__name__})", fix) from None
-    if not isinstance(ck, dict) or ck.get("version") != CHECKPOINT_VERSION:
-        raise UserError(f"checkpoint {path} is from another zoomdream version", fix)
-    return ck
+        writer.close(finished, None if finished else lambda: save_checkpoint(payload, sdir / CHECKPOINT))
+    except BaseException as e:
+        error = error or e
+    complete = {name for name, _ in state.parts}
+    last = [p for p in writer.finished if p[0] not in complete]  # closed just now: the end, or cut short
+    if finished:
+        state.parts, state.pending = state.parts + last, 0
+    files = [sdir / name for name, _ in state.parts + ([] if finished else last)]
+    shown = state.shown
+    joined = False
+    if files:
+        try:
+            concat(files, out)
+            joined = True
+        except Exception as e:  # the parts and the checkpoint stay in the state folder for --resume
+            error = error or e
+    result = RenderResult(out, shown if joined else 0, preset.frames, seconds, state.video.stability,
+                          interrupted is not None or error is not None, state.video.loop.index - first, interrupted,
+                          preset.fps, preset.width, preset.height)
+    if error is not None:
+        where = (f"the {shown} finished frames are in {out}" if joined
+                 else f"the finished frames are kept in {sdir}" if files else "no frame was finished")
+        raise _with_salvage(error, where, log)
+    if finished:
+        shutil.rmtree(sdir, ignore_errors=True)
+        if job.gif is not None:
+            gif_preview(out, Path(job.gif))
+    return result
 
 
 class _Stop:
@@ -265,155 +362,6 @@ class Progress:
 def _duration(seconds: float) -> str:
     s = round(seconds)
     return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
-def render(job: RenderJob, log: Callable[[str], None] | None = None) -> RenderResult:
-    log = log or (lambda msg: print(msg, file=sys.stderr))
-    check_output(job)
-    check_ffmpeg()  # before any dreaming: a render that cannot be written is not started
-    preset, out = job.preset, Path(job.output)
-    sdir = state_dir(out)
-    network = load_network(preset.model, job.weights, job.device)
-    dreamer = Dreamer(network, preset.precision)
-    for seg in preset.segments:
-        dreamer.bound(seg.objective)  # fails on a bad guide image before any frame
-    weights_id = str(network.source.path.name if network.source.path else network.source.kind)
-    digest = settings_hash(job, weights_id, network.device)
-
-    # A bad photo fails here, before the state folder is made: a refused run leaves nothing.
-    start = None if job.resume else start_frame(preset, job.input, network.device)
-    sdir.mkdir(exist_ok=True)
-    lock = StateLock(sdir, out)
-    try:
-        return _render_locked(job, log, network, dreamer, digest, start)
-    finally:
-        lock.release()
-
-
-def _render_locked(job: RenderJob, log: Callable[[str], None], network, dreamer: Dreamer, digest: str,
-                   start: torch.Tensor | None) -> RenderResult:
-    preset, out, sdir = job.preset, Path(job.output), state_dir(job.output)
-    total = preset.frames
-    tail = min(round(preset.loop_seconds * preset.fps), total // 2) if preset.loop else 0
-    parts: list[tuple[str, int]] = []
-    head: list[np.ndarray] = []
-    stab_sum, stab_n = 0.0, 0
-    prev_moved: torch.Tensor | None = None
-    if job.resume:
-        ck = load_checkpoint(sdir / CHECKPOINT)
-        if ck["hash"] != digest:
-            raise UserError(f"settings changed since {out} was started, so resuming would not give the same video",
-                            "resume with the original settings, or use --overwrite to start again")
-        state = LoopState(ck["index"], ck["frame"].to(network.device),
-                          None if ck["color_ref"] is None else ck["color_ref"].to(network.device))
-        parts, head = [tuple(p) for p in ck["parts"]], [h.numpy() for h in ck["head"]]
-        stab_sum, stab_n = ck["stab_sum"], ck["stab_n"]
-        prev_moved = None if ck["prev_moved"] is None else ck["prev_moved"].to(network.device)
-        known = {name for name, _ in parts} | {CHECKPOINT, StateLock.NAME}
-        for f in sdir.iterdir():  # parts written after the last checkpoint (a kill) are dropped
-            if f.name not in known:
-                f.unlink()
-        log(f"resuming {out} at frame {state.index}/{total + tail}")
-    else:
-        for f in sdir.iterdir():  # --overwrite: what an earlier render left
-            if f.name != StateLock.NAME:
-                shutil.rmtree(f) if f.is_dir() and not f.is_symlink() else f.unlink()
-        assert start is not None
-        state = LoopState(0, start)
-    if job.frames_dir is not None:
-        try:
-            Path(job.frames_dir).mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise write_error(Path(job.frames_dir), e) from None
-
-    counter = [len(parts)]
-
-    def new_part() -> Encoder:
-        counter[0] += 1
-        return Encoder(sdir / f"part-{counter[0]:05d}.mp4", preset.width, preset.height, preset.fps, preset.crf)
-
-    def checkpoint_payload(st: LoopState) -> dict:
-        return {
-            "version": CHECKPOINT_VERSION, "hash": digest, "index": st.index, "frame": st.frame.cpu(),
-            "color_ref": None if st.color_ref is None else st.color_ref.cpu(),
-            "head": [torch.from_numpy(h) for h in head], "stab_sum": stab_sum, "stab_n": stab_n,
-            "prev_moved": None if prev_moved is None else prev_moved.cpu(),
-        }  # fmt: skip
-
-    def saver(payload: dict) -> Callable[[list[tuple[str, int]]], None]:
-        def save(finished: list[tuple[str, int]]) -> None:
-            _atomic_save({**payload, "parts": list(parts) + finished}, sdir / CHECKPOINT)
-
-        return save
-
-    writer = PartWriter(new_part)
-    first = state.index
-    last_state = state
-    t0 = time.perf_counter()
-    interrupted: str | None = None
-    bar = Progress(total + tail, first, log) if job.progress else None
-    error: BaseException | None = None
-    try:
-        with _Stop() as stop:
-            for fr in dream_frames(dreamer, preset, state, stop=total + tail):
-                n = fr.index
-                if prev_moved is not None:
-                    stab_sum += float((fr.image - prev_moved).abs().mean()) * 255
-                    stab_n += 1
-                prev_moved = fr.moved
-                frame = to_uint8(fr.image)
-                if n < tail:
-                    head.append(frame)  # shown last, blended with the tail, to close the loop
-                else:
-                    if n >= total:
-                        frame = loop_blend(frame, head[n - total], n - total, tail)
-                    writer.write(frame)
-                    if job.frames_dir is not None:
-                        save_image(Path(job.frames_dir) / f"frame_{n - tail:06d}.png", frame)
-                last_state = fr.state
-                done = n + 1
-                if bar:
-                    bar.update(done)
-                if done < total + tail and (done - first) % job.checkpoint_every == 0:
-                    writer.cut(saver(checkpoint_payload(last_state)))
-                if job.stop_after is not None and done - first >= job.stop_after and done < total + tail:
-                    stop.requested = "stop_after"
-                if stop.requested:
-                    interrupted = stop.requested
-                    break
-    except KeyboardInterrupt:
-        interrupted = "SIGINT"
-    except BaseException as e:  # keep every finished frame, then report the failure
-        error = e
-    finally:
-        if bar:
-            bar.stop()
-    finished = last_state.index >= total + tail and interrupted is None and error is None
-    try:
-        writer.close(None if finished else saver(checkpoint_payload(last_state)))
-    except BaseException as e:
-        error = error or e
-    seconds = time.perf_counter() - t0
-    all_parts = list(parts) + writer.finished
-    frames_out = sum(c for _, c in all_parts)
-    joined = False
-    if all_parts:
-        try:
-            concat([sdir / name for name, _ in all_parts], out)
-            joined = True
-        except Exception as e:  # the parts and the checkpoint stay in sdir for --resume
-            error = error or e
-    result = RenderResult(out, frames_out if joined else 0, total, seconds, stab_sum / max(stab_n, 1),
-                          interrupted is not None or error is not None, last_state.index - first, interrupted)
-    if error is not None:
-        where = (f"the {frames_out} finished frames are in {out}" if joined
-                 else f"the finished frames are kept in {sdir}" if all_parts else "no frame was finished")
-        raise _with_salvage(error, where, log)
-    if finished:
-        shutil.rmtree(sdir, ignore_errors=True)
-        if job.gif is not None:
-            gif_preview(out, Path(job.gif))
-    return result
 
 
 def _with_salvage(error: BaseException, where: str, log: Callable[[str], None]) -> BaseException:

@@ -25,7 +25,7 @@ try:
 except ImportError:  # Windows
     resource = None  # type: ignore[assignment]
 
-from .errors import UserError, disk_full
+from .errors import UserError, disk_full, write_error
 
 
 def ffmpeg_exe() -> str:
@@ -150,12 +150,19 @@ class PartWriter:
     """Streams frames into a sequence of MP4 parts on a background thread.
 
     The bounded queue keeps memory flat however long the video: when the encoder falls behind,
-    the dreaming thread waits rather than piling up frames. `cut(callback)` finishes the
-    current part and then runs the callback on the writer thread; the renderer uses it to write
-    a checkpoint that only ever names complete parts."""
+    the dreaming thread waits rather than piling up frames. Each frame also goes losslessly
+    into `pending` until its part is complete: a part cut short by an interruption is then
+    re-encoded whole on resume, so the resumed video is the same, bit for bit, as one that
+    never stopped (x264's look-ahead depends on where a part ends).
 
-    def __init__(self, make_encoder: Callable[[], Encoder], depth: int = 8):
+    `cut(callback)` finishes the current part, drops its pending frames, then runs the callback
+    on the writer thread; the renderer writes its checkpoint there, so a checkpoint only ever
+    names complete parts. `sync()` waits until all that is done."""
+
+    def __init__(self, make_encoder: Callable[[int], Encoder], pending: Path, depth: int = 8):
         self._make = make_encoder
+        self.pending = pending
+        self.pending.mkdir(exist_ok=True)
         self._q: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._enc: Encoder | None = None
@@ -167,19 +174,8 @@ class PartWriter:
         while True:
             kind, payload = self._q.get()
             try:
-                if self._error is not None:
-                    pass  # after a failure only drain the queue (and still honour "stop" below)
-                elif kind == "frame":
-                    if self._enc is None:
-                        self._enc = self._make()
-                    self._enc.write(payload)
-                elif kind in ("cut", "stop"):
-                    if self._enc is not None:
-                        enc, self._enc = self._enc, None
-                        enc.close()
-                        self.finished.append((enc.path.name, enc.frames))
-                    if payload is not None:
-                        payload(list(self.finished))
+                if self._error is None:  # after a failure only drain the queue (and still honour "stop")
+                    self._handle(kind, payload)
             except BaseException as e:  # surfaced on the dreaming thread at its next call
                 self._error = e
                 if self._enc is not None:
@@ -190,6 +186,25 @@ class PartWriter:
             if kind == "stop":
                 return
 
+    def _handle(self, kind: str, payload) -> None:
+        if kind == "frame":
+            pos, frame = payload
+            if self._enc is None:
+                self._enc = self._make(pos)
+            _save_lossless(self.pending / f"{pos:08d}.npy", frame)
+            self._enc.write(frame)
+            return
+        complete, callback = payload
+        if self._enc is not None:
+            enc, self._enc = self._enc, None
+            enc.close()
+            self.finished.append((enc.path.name, enc.frames))
+        if complete:
+            for f in self.pending.iterdir():
+                f.unlink()
+        if callback is not None:
+            callback()
+
     def _put(self, item) -> None:
         self._raise()
         self._q.put(item)
@@ -198,18 +213,39 @@ class PartWriter:
         if self._error is not None:
             raise self._error
 
-    def write(self, frame: np.ndarray) -> None:
-        self._put(("frame", frame))
+    def write(self, pos: int, frame: np.ndarray) -> None:
+        """Frame `pos` of the video (positions come in order)."""
+        self._put(("frame", (pos, frame)))
 
-    def cut(self, callback: Callable[[list[tuple[str, int]]], None] | None = None) -> None:
-        self._put(("cut", callback))
+    def cut(self, callback: Callable[[], None] | None = None) -> None:
+        """Finish the current part (it is complete) and run `callback` after it."""
+        self._put(("cut", (True, callback)))
 
-    def close(self, callback: Callable[[list[tuple[str, int]]], None] | None = None) -> None:
-        """Flush everything, finish the last part, stop the thread; re-raises encoder errors."""
+    def sync(self) -> None:
+        """Wait until every frame and cut so far is done; re-raise an encoder error."""
+        self._q.join()
+        self._raise()
+
+    def close(self, complete: bool, callback: Callable[[], None] | None = None) -> None:
+        """Flush everything, finish the last part, stop the thread; re-raises encoder errors.
+        An incomplete last part keeps its pending frames, to be re-encoded on resume."""
         if self._thread.is_alive():
-            self._q.put(("stop", callback))
+            self._q.put(("stop", (complete, callback)))
             self._thread.join()
         self._raise()
+
+
+def _save_lossless(path: Path, frame: np.ndarray) -> None:
+    try:
+        with open(path, "wb") as f:
+            np.save(f, frame)
+    except OSError as e:
+        raise write_error(path, e) from None
+
+
+def load_pending(folder: Path, first: int, count: int) -> list[np.ndarray]:
+    """The lossless frames first…first+count-1 kept by PartWriter."""
+    return [np.load(folder / f"{pos:08d}.npy") for pos in range(first, first + count)]
 
 
 def concat(parts: list[Path], output: Path) -> None:

