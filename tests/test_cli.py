@@ -1,12 +1,15 @@
 import struct
+import subprocess
 import zlib
 
 import numpy as np
 import pytest
+import torch
 
 from zoomdream.images import load_image, save_image
+from zoomdream.video import probe
 
-from conftest import assert_user_error, run_cli
+from conftest import ROOT, assert_user_error, run_cli, run_main
 
 
 def test_dream_command_prints_gain_and_speed(photo_file, tmp_path):
@@ -49,7 +52,7 @@ def bad_inputs(tmp_path, photo_file):
     ("tiny.png", ["4×4"]),
 ])  # fmt: skip
 def test_bad_images_give_one_line_and_exit_2(bad_inputs, name, words):
-    r = run_cli("dream", bad_inputs / name, "-o", bad_inputs / "o.png", "--device", "cpu")
+    r = run_main("dream", bad_inputs / name, "-o", bad_inputs / "o.png", "--device", "cpu")
     assert_user_error(r, *words)
 
 
@@ -59,33 +62,44 @@ def test_bad_images_give_one_line_and_exit_2(bad_inputs, name, words):
     (["--objective", "features.13:400"], ["out of range"]),
     (["--objective", "class:bananna"], ["banana"]),
     (["--objective", "guide:nope.jpg@features.10"], ["guide image not found"]),
-    (["--device", "cuda"], ["cuda"]),
+    pytest.param(["--device", "cuda"], ["no CUDA GPU"], marks=pytest.mark.skipif(
+        torch.cuda.is_available(), reason="this machine has a CUDA GPU: --device cuda works here")),
+    (["--device", "cuda:99"], ["cuda:99"]),  # no machine has a hundred GPUs
+    (["--device", "cuda:x"], ["cuda"]),
     (["--device", "quantum"], ["unknown device"]),
     (["--steps", "-1"], ["steps"]),
 ])  # fmt: skip
 def test_bad_names_exit_2(photo_file, tmp_path, args, words):
-    r = run_cli("dream", photo_file, "-o", tmp_path / "o.png", "--size", "64", *args)
+    r = run_main("dream", photo_file, "-o", tmp_path / "o.png", "--size", "64", *args)
     assert_user_error(r, *words)
 
 
 def test_bad_outputs_exit_2(photo_file, tmp_path):
-    assert_user_error(run_cli("dream", photo_file, "-o", tmp_path / "no" / "o.png"), "does not exist")
-    assert_user_error(run_cli("dream", photo_file, "-o", photo_file), "already exists", "--overwrite")
-    assert_user_error(run_cli("render", "-o", tmp_path / "no" / "v.mp4"), "does not exist")
-    assert_user_error(run_cli("render", "-o", tmp_path / "v.avi"), ".mp4")
-    assert_user_error(run_cli("render", "-o", tmp_path / "v.mp4", "--preset", "nope"), "unknown preset")
-    assert_user_error(run_cli("render", "-o", tmp_path / "v.mp4", "--size", "65x64"), "odd")
-    assert_user_error(run_cli("render", "-o", tmp_path / "v.mp4", "--fps", "0"), "fps")
-    assert_user_error(run_cli("render", "-o", tmp_path / "v.mp4", "--resume"), "nothing to resume")
-    assert_user_error(run_cli("render", "-o", tmp_path / "v.mp4", "--preset", "photo"), "input")
-    assert_user_error(run_cli("render", "-o", tmp_path / "v.mp4", "--bogus"), "no such option")
+    assert_user_error(run_main("dream", photo_file, "-o", tmp_path / "no" / "o.png"), "does not exist")
+    assert_user_error(run_main("dream", photo_file, "-o", photo_file), "already exists", "--overwrite")
+    assert_user_error(run_main("render", "-o", tmp_path / "no" / "v.mp4"), "does not exist")
+    assert_user_error(run_main("render", "-o", tmp_path / "v.avi"), ".mp4")
+    assert_user_error(run_main("render", "-o", tmp_path / "v.mp4", "--preset", "nope"), "unknown preset")
+    assert_user_error(run_main("render", "-o", tmp_path / "v.mp4", "--size", "65x64"), "odd")
+    assert_user_error(run_main("render", "-o", tmp_path / "v.mp4", "--fps", "0"), "fps")
+    assert_user_error(run_main("render", "-o", tmp_path / "v.mp4", "--resume"), "nothing to resume")
+    assert_user_error(run_main("render", "-o", tmp_path / "v.mp4", "--preset", "photo"), "input")
+    assert_user_error(run_main("render", "-o", tmp_path / "v.mp4", "--bogus"), "no such option")
 
 
 def test_layers_and_presets_commands():
-    r = run_cli("layers", "googlenet")
+    r = run_main("layers", "googlenet")
     assert r.returncode == 0 and "inception4c" in r.stdout
-    assert_user_error(run_cli("layers", "googlenett"), "googlenet")
-    r = run_cli("presets")
+    assert_user_error(run_main("layers", "googlenett"), "googlenet")
+    r = run_main("presets")
     assert r.returncode == 0 and "default" in r.stdout and "journey" in r.stdout
-    r = run_cli("presets", "show", "loop")
+    r = run_main("presets", "show", "loop")
     assert r.returncode == 0 and "loop = true" in r.stdout
+
+
+def test_make_demo(tmp_path):
+    # the README's first command, at a tiny size (make setup has run: make test needs it too)
+    r = subprocess.run(["make", "-s", "demo", f"DEMO_OUT={tmp_path}/demo", "DEMO_ARGS=--frames 3 --size 64x64 -q"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert probe(tmp_path / "demo.mp4")[0] == 3 and (tmp_path / "demo.gif").stat().st_size > 0

@@ -168,6 +168,8 @@ def test_unknown_model_and_device():
         get_backbone("gogglenet")
     with pytest.raises(UserError, match="unknown device"):
         load_network("mobilenet_v2", device="tpu")
-    if not torch.cuda.is_available():
+    with pytest.raises(UserError, match="cuda:99"):
+        load_network("mobilenet_v2", device="cuda:99")  # with or without a GPU: no machine has 100
+    if not torch.cuda.is_available():  # on a CUDA machine this one works
         with pytest.raises(UserError, match="no CUDA"):
             load_network("mobilenet_v2", device="cuda")

@@ -81,3 +81,31 @@ def pytest_approx(v, rel):
     import pytest
 
     return pytest.approx(v, rel=rel)
+
+
+def _dot(h: int, w: int, dx: float, dy: float) -> torch.Tensor:
+    y, x = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
+    return torch.exp(-((x - w / 2 - dx) ** 2 + (y - h / 2 - dy) ** 2) / (2 * 5.0**2)).expand(1, 3, h, w).clone()
+
+
+def _centre(img: torch.Tensor) -> tuple[float, float]:
+    """The dot's centroid, relative to the frame's centre (y down)."""
+    a = img[0, 0].double()
+    h, w = a.shape
+    y, x = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
+    return float((a * x).sum() / a.sum() - w / 2), float((a * y).sum() / a.sum() - h / 2)
+
+
+def test_rotation_direction_and_non_square_frames():
+    # A 160×96 frame: motion must act in pixels, not in the stretched [-1, 1] square.
+    img = _dot(96, 160, 30, 0)  # 30 px right of the centre
+    # rotate > 0 turns the view counter-clockwise, so the picture turns clockwise: on a screen
+    # (y down) 3 o'clock goes to 6 o'clock, and it stays 30 px from the centre (no shear)
+    x, y = _centre(move(img, Motion(rotate=90), fps=1))
+    assert abs(x) < 0.5 and abs(y - 30) < 0.5
+    x, y = _centre(move(img, Motion(rotate=30), fps=1))
+    assert abs(x - 30 * math.cos(math.pi / 6)) < 0.5 and abs(y - 15) < 0.5
+    x, y = _centre(move(img, Motion(zoom=2), fps=1))  # flying in doubles the distance
+    assert abs(x - 60) < 1.0 and abs(y) < 0.5
+    x, y = _centre(move(img, Motion(pan_y=0.25), fps=1))  # the view drifts down a quarter frame
+    assert abs(x - 30) < 0.5 and abs(y + 24) < 0.5

@@ -9,8 +9,8 @@ SEG = {"objective": "features.8"}
 
 
 @pytest.mark.parametrize("data,path,words", [
-    ({"fps": 0}, "fps", ["greater than 0"]),
-    ({"fps": -24}, "fps", ["greater than 0"]),
+    ({"fps": 0}, "fps", ["from 1 to 240"]),
+    ({"fps": -24}, "fps", ["from 1 to 240"]),
     ({"seconds": float("nan")}, "seconds", ["finite"]),
     ({"seconds": float("inf")}, "seconds", ["finite"]),
     ({"size": "512x0"}, "size", ["too small"]),

@@ -1,18 +1,20 @@
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import wait_for_checkpoint
+import zoomdream
+from conftest import ROOT, assert_user_error, decoded_hashes, run_cli, run_main, wait_for_checkpoint
+from zoomdream.errors import UserError
 from zoomdream.images import load_image
 from zoomdream.presets import load_preset
-from zoomdream.render import RenderJob, render, state_dir
+from zoomdream.render import RenderJob, render
+from zoomdream.state import state_dir
 from zoomdream.video import probe, read_frames
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def small(name="default", **kw):
@@ -21,10 +23,13 @@ def small(name="default", **kw):
     return load_preset(name).with_overrides(**kw)
 
 
+def quiet_render(preset, output, **kw):
+    return render(RenderJob(preset=preset, output=output, device="cpu", progress=False, **kw), log=lambda m: None)
+
+
 def test_frame_count_and_duration(tmp_path):
     out = tmp_path / "a.mp4"
-    res = render(RenderJob(preset=small(frames=12, fps=8), output=out, device="cpu", progress=False, checkpoint_every=5),
-                 log=lambda m: None)
+    res = quiet_render(small(frames=12, fps=8), out, checkpoint_every=5)
     assert res.frames == 12
     frames, secs = probe(out)
     assert frames == 12 and secs == pytest.approx(1.5, abs=0.13)
@@ -36,7 +41,7 @@ def test_frame_count_and_duration(tmp_path):
 
 def test_odd_and_1080_sizes_are_kept_exact(tmp_path):
     out = tmp_path / "wide.mp4"
-    render(RenderJob(preset=small(frames=1, width=96, height=54), output=out, device="cpu", progress=False), log=lambda m: None)
+    quiet_render(small(frames=1, width=96, height=54), out)
     assert read_frames(out)[0].shape == (54, 96, 3)  # no macro-block rescale (1080 stays 1080)
 
 
@@ -44,51 +49,111 @@ def _png_frames(d: Path) -> list[np.ndarray]:
     return [load_image(p) for p in sorted(d.glob("frame_*.png"))]
 
 
-def test_loop_seam_is_no_larger_than_a_frame_step(tmp_path):
+def test_loop_seam_is_an_ordinary_frame_step(tmp_path):
     p = small("loop", frames=36, width=96, height=96, loop_seconds=0.5)
-    render(RenderJob(preset=p, output=tmp_path / "l.mp4", device="cpu", progress=False, frames_dir=tmp_path / "f"), log=lambda m: None)
+    quiet_render(p, tmp_path / "l.mp4", frames_dir=tmp_path / "f")
     frames = _png_frames(tmp_path / "f")
     assert len(frames) == 36
-    steps = [np.abs(b - a).mean() for a, b in zip(frames, frames[1:])]
+    step = np.median([np.abs(b - a).mean() for a, b in zip(frames, frames[1:])])
     seam = np.abs(frames[0] - frames[-1]).mean()
-    assert seam <= np.percentile(steps, 90), (seam, np.median(steps))
-    # without the loop the same wrap is a visible jump
-    q = small("loop", frames=36, width=96, height=96, loop=False)
-    render(RenderJob(preset=q, output=tmp_path / "n.mp4", device="cpu", progress=False, frames_dir=tmp_path / "g"), log=lambda m: None)
-    g = _png_frames(tmp_path / "g")
-    assert np.abs(g[0] - g[-1]).mean() > 2 * np.median(steps)
+    # measured over seeds 0–2: the seam is 0.97–1.02 of the median step; without the loop
+    # the same wrap is 3.7–3.9 of it
+    assert seam <= 1.25 * step, (seam, step)
+    g = [f.astype(np.float32) / 255 for f in zoomdream.frames("loop", frames=36, size="96x96", loop=False,
+                                                              device="cpu")]
+    assert np.abs(g[0] - g[-1]).mean() > 2.5 * step
 
 
-def test_interrupt_and_resume_give_identical_frames(tmp_path):
-    p = small("journey", frames=14, width=64, height=64)
-    ref = tmp_path / "ref"
-    render(RenderJob(preset=p, output=tmp_path / "ref.mp4", device="cpu", progress=False, frames_dir=ref), log=lambda m: None)
+@pytest.mark.parametrize("name,frames,stop", [("default", 60, 7), ("loop", 40, 5), ("loop", 40, 13)],
+                         ids=["mid-part", "loop-held-back-frames", "loop-mid-part"])
+def test_interrupt_and_resume_give_the_identical_video(tmp_path, name, frames, stop):
+    # The decoded MP4, not just the frames: x264's look-ahead depends on where a part ends, so
+    # the part an interruption cut short must be re-encoded whole on resume.
+    p = small(name, frames=frames, width=96, height=96)
+    quiet_render(p, tmp_path / "ref.mp4", frames_dir=tmp_path / "ref", checkpoint_every=8)
     out = tmp_path / "r.mp4"
-    part = render(RenderJob(preset=p, output=out, device="cpu", progress=False, frames_dir=tmp_path / "r", checkpoint_every=4,
-                            stop_after=9), log=lambda m: None)
-    assert part.interrupted and probe(out)[0] == 9  # the partial file plays and holds every finished frame
-    with pytest.raises(Exception, match="settings changed"):
-        render(RenderJob(preset=p.with_overrides(seed=5), output=out, device="cpu", progress=False, resume=True), log=lambda m: None)
-    res = render(RenderJob(preset=p, output=out, device="cpu", progress=False, frames_dir=tmp_path / "r", resume=True),
-                 log=lambda m: None)
-    assert res.frames == 14 and probe(out)[0] == 14
-    a, b = _png_frames(ref), _png_frames(tmp_path / "r")
-    assert len(a) == len(b) == 14
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    part = quiet_render(p, out, frames_dir=tmp_path / "r", checkpoint_every=8, stop_after=stop)
+    shown = max(0, stop - p.tail)
+    assert part.interrupted and part.frames == shown  # the partial file holds every finished frame
+    if shown:
+        assert probe(out)[0] == shown and len(list((tmp_path / "r").glob("*.png"))) == shown
+    with pytest.raises(UserError, match="settings changed"):
+        quiet_render(p.with_overrides(seed=5), out, resume=True)
+    res = quiet_render(p, out, frames_dir=tmp_path / "r", checkpoint_every=8, resume=True)
+    assert res.frames == frames
+    assert decoded_hashes(out) == decoded_hashes(tmp_path / "ref.mp4")
+    a, b = _png_frames(tmp_path / "ref"), _png_frames(tmp_path / "r")
+    assert len(a) == len(b) == frames and all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
-def test_sigint_leaves_playable_mp4_and_resume_finishes(tmp_path):
+def test_frames_api_shows_what_render_writes(tmp_path):
+    # the same order, the loop's closing cross-fade included
+    p = small("loop", frames=20, width=64, height=48)
+    quiet_render(p, tmp_path / "l.mp4", frames_dir=tmp_path / "f")
+    api = list(zoomdream.frames("loop", frames=20, size="64x48", device="cpu"))
+    pngs = [(f * 255 + 0.5).astype(np.uint8) for f in _png_frames(tmp_path / "f")]
+    assert len(api) == len(pngs) == 20
+    assert all(np.array_equal(a, b) for a, b in zip(api, pngs))
+
+
+def test_api_render_and_overwriting_a_finished_render(tmp_path):
+    out = tmp_path / "api.mp4"
+    res = zoomdream.render(out, "journey", frames=3, size="48x32", device="cpu", gif=tmp_path / "p.gif")
+    assert res.frames == 3 and probe(out)[0] == 3 and (tmp_path / "p.gif").stat().st_size > 0
+    with pytest.raises(UserError, match="already exists"):
+        zoomdream.render(out, frames=2, size="32x32", device="cpu")
+    res = zoomdream.render(out, frames=2, size="32x32", device="cpu", overwrite=True)
+    assert probe(out)[0] == 2 and read_frames(out)[0].shape == (32, 32, 3)
+
+
+def test_bf16_renders_and_fp16_is_refused_on_the_cpu(tmp_path):
+    res = zoomdream.render(tmp_path / "b.mp4", frames=2, size="32x32", device="cpu", precision="bf16")
+    assert res.frames == 2 and np.std(read_frames(tmp_path / "b.mp4")[-1]) > 2
+    with pytest.raises(UserError, match="fp16 is not supported on the CPU"):
+        zoomdream.render(tmp_path / "h.mp4", frames=2, size="32x32", device="cpu", precision="fp16")
+
+
+def _cli_render(out: Path, frames: int, every: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "zoomdream", "render", "-o", str(out), "--frames", str(frames), "--size", "64x64",
+            "--device", "cpu", "--checkpoint-every", str(every), "--frames-dir", str(out.with_suffix("")), "-q", *extra]
+
+
+def test_ctrl_c_leaves_every_finished_frame_and_resume_finishes_the_same_video(tmp_path):
+    quiet_render(small(frames=60), tmp_path / "ref.mp4", checkpoint_every=3)  # what the CLI renders
     out = tmp_path / "s.mp4"
-    cmd = [sys.executable, "-m", "zoomdream", "render", "-o", str(out), "--frames", "400", "--size", "64x64",
-           "--device", "cpu", "--checkpoint-every", "3", "-q"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(_cli_render(out, 60, 3), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT)
     wait_for_checkpoint(out, proc, 3, timeout=120)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
+    _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "--resume" in stderr
-    n, _ = probe(out)
-    assert 3 <= n < 400
-    assert len(read_frames(out)) == n
-    r = subprocess.run(cmd[:7] + ["8", *cmd[8:], "--resume"], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 2 and "settings changed" in r.stderr  # a different length is refused
+    n = probe(out)[0]
+    assert 3 <= n < 60 and len(read_frames(out)) == n
+    assert n == len(list(out.with_suffix("").glob("*.png")))  # every finished frame is in the MP4
+    assert_user_error(run_main(*_cli_render(out, 61, 3, "--resume")[3:]), "settings changed")
+    r = run_main(*_cli_render(out, 60, 3, "--resume")[3:])
+    assert r.returncode == 0, r.stderr
+    assert decoded_hashes(out) == decoded_hashes(tmp_path / "ref.mp4")
+
+
+def test_second_ctrl_c_stops_at_once_and_keeps_the_finished_frames(tmp_path):
+    out = tmp_path / "d.mp4"
+    cmd = _cli_render(out, 400, 2)
+    cmd[cmd.index("64x64")] = "256x256"  # slow frames: the second Ctrl-C lands inside one
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    wait_for_checkpoint(out, proc, 2, timeout=120)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    n = probe(out)[0]
+    assert 2 <= n < 400 and n == len(list(out.with_suffix("").glob("*.png")))
+
+
+def test_dream_full_size_tiled(tmp_path, photo_file):
+    r = run_cli("dream", photo_file, "-o", tmp_path / "full.png", "--size", "0", "--tile", "128", "--octaves", "1",
+                "--steps", "1", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert load_image(tmp_path / "full.png").shape == load_image(photo_file).shape  # full size, via tiles

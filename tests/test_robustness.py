@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, assert_user_error, run_cli, wait_for_checkpoint
+from conftest import ROOT, assert_user_error, decoded_hashes, run_cli, run_main, wait_for_checkpoint
 from zoomdream.errors import UserError
 from zoomdream.images import load_image
 from zoomdream.presets import EXTRA_KEYS, Preset, load_preset, parse_preset
@@ -110,6 +110,45 @@ def test_fuzzed_presets_validate_or_give_one_line(data):
             schedule.at(n)
 
 
+def _in_range(r) -> st.SearchStrategy:
+    """Values a Range accepts, its ends included (where extremes break things)."""
+    lo = r.lo if r.lo is not None else -1e6
+    if r.kind is int:
+        return st.sampled_from([int(lo), int(r.hi)]) | st.integers(int(lo), int(r.hi))
+    lo = lo + 1e-6 if r.open_lo else lo
+    return st.sampled_from([lo, r.hi]) | st.floats(lo, r.hi)
+
+
+_VALID_SEGMENT = st.fixed_dictionaries({}, optional={
+    k: _in_range(f.metadata["check"]) if k != "steps" else st.integers(0, 6)  # more steps: only slower
+    for k, f in keyframeable().items()})
+_VALID_PRESET = st.fixed_dictionaries({"size": st.sampled_from(["32x32", "48x32"]), "frames": st.integers(1, 3)}, optional={
+    "fps": _in_range(declared(Preset)["fps"].metadata["check"]), "seed": st.sampled_from([0, 2**63 - 1]),
+    "crf": st.sampled_from([0, 51]), "loop": st.booleans(), "loop_seconds": st.sampled_from([1e-3, 3600.0]),
+    "color": st.sampled_from(["match", "off"]), "color_strength": st.sampled_from([0.0, 1.0]),
+    "warmup": st.booleans(), "start": st.sampled_from(["noise", "#000000", "#ffffff"]),
+    "precision": st.sampled_from(["fp32", "bf16", "fp16"]),
+    "segments": st.lists(_VALID_SEGMENT, min_size=1, max_size=1),
+})
+
+
+@settings(max_examples=max(FUZZ // 80, 10), deadline=None, suppress_health_check=list(HealthCheck),
+          derandomize=True)
+@given(_VALID_PRESET)
+def test_fuzzed_valid_presets_render_or_give_one_line(fuzz_place, data):
+    # What validates must render: extreme but valid numbers (blur 5 on a 32 px frame, a 1024 px
+    # jitter, zoom 0.01, pan 100 frames a second) end in a video or a one-line error.
+    preset = parse_preset(data, "fuzz.toml")
+    out = fuzz_place / "valid.mp4"
+    try:
+        res = render(RenderJob(preset=preset, output=out, device="cpu", progress=False, overwrite=True),
+                     log=lambda m: None)
+    except UserError as e:
+        assert "\n" not in str(e) and "fp16" in str(e), str(e)  # the one value refused at render time
+        return
+    assert res.frames == preset.frames and probe(out)[0] == preset.frames
+
+
 @_fuzz
 @given(_objective)
 def test_fuzzed_objectives_validate_or_give_one_line(text):
@@ -130,7 +169,7 @@ def test_fuzzed_flags_through_the_cli_give_one_line(tmp_path):
     for args in (["--size", "0x0"], ["--size", "nan"], ["--fps", "inf"], ["--seconds", "-1"], ["--crf", "99"],
                  ["--frames", "0"], ["--size", "99999x99999"], ["--size", "32x100000"],
                  ["--seed", "1180591620717411303424"]):
-        assert_user_error(run_cli("render", "-o", tmp_path / "v.mp4", *args))
+        assert_user_error(run_main("render", "-o", tmp_path / "v.mp4", *args))
         assert list(tmp_path.iterdir()) == []
 
 
@@ -175,22 +214,6 @@ def _argv(flags: dict, switches: list[str]) -> st.SearchStrategy:
         *[flags[n].map(lambda v, n=n: [n, v]) for n in ne[0]], st.just(ne[1])))
 
 
-def _run_in_process(argv: list[str]) -> tuple[int, str]:
-    import contextlib
-    import io
-
-    from zoomdream.cli import main
-
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            main(argv)
-            code = 0
-        except SystemExit as e:
-            code = e.code or 0
-    return code, err.getvalue()
-
-
 @pytest.fixture(scope="module")
 def fuzz_place(tmp_path_factory, photo):
     from zoomdream.images import save_image
@@ -201,7 +224,8 @@ def fuzz_place(tmp_path_factory, photo):
 
 
 def _check_cli_case(argv: list[str]) -> None:
-    code, err = _run_in_process(argv)
+    r = run_main(*argv)
+    code, err = r.returncode, r.stderr
     lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("frame ")]
     assert code in (0, 2), (argv, code, err)
     assert len(lines) <= 2 and "Traceback" not in err, (argv, err)
@@ -259,16 +283,16 @@ def test_animated_input_renders_through_the_cli(tmp_path, photo):
 
     rgb = (photo * 255).astype(np.uint8)
     Image.fromarray(rgb).save(tmp_path / "a.gif", save_all=True, append_images=[Image.fromarray(255 - rgb)])
-    r = run_cli("render", tmp_path / "a.gif", "-o", tmp_path / "v.mp4", "--preset", "photo", "--frames", "2", *SMALL)
+    r = run_main("render", tmp_path / "a.gif", "-o", tmp_path / "v.mp4", "--preset", "photo", "--frames", "2", *SMALL)
     assert r.returncode == 0, r.stderr
     assert probe(tmp_path / "v.mp4")[0] == 2
 
 
 def test_bad_preset_file_through_the_cli(tmp_path):
     (tmp_path / "bad.toml").write_text("fps = [unclosed\n")
-    assert_user_error(run_cli("render", "-o", tmp_path / "v.mp4", "--preset", tmp_path / "bad.toml"), "bad.toml")
+    assert_user_error(run_main("render", "-o", tmp_path / "v.mp4", "--preset", tmp_path / "bad.toml"), "bad.toml")
     (tmp_path / "nan.toml").write_text("fps = nan\n")
-    assert_user_error(run_cli("render", "-o", tmp_path / "v.mp4", "--preset", tmp_path / "nan.toml"), "finite")
+    assert_user_error(run_main("render", "-o", tmp_path / "v.mp4", "--preset", tmp_path / "nan.toml"), "finite")
 
 
 def test_debug_shows_the_traceback(tmp_path):
@@ -279,15 +303,13 @@ def test_debug_shows_the_traceback(tmp_path):
 # ------------------------------------------------------------------------------------ ffmpeg
 
 
-def test_ffmpeg_missing(tmp_path):
-    env = dict(os.environ, ZOOMDREAM_FFMPEG=str(tmp_path / "no-ffmpeg"))
-    r = subprocess.run([sys.executable, "-m", "zoomdream", "render", "-o", str(tmp_path / "v.mp4"), *SMALL],
-                       capture_output=True, text=True, env=env)
-    assert_user_error(r, "ffmpeg", "missing")
+def test_ffmpeg_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOOMDREAM_FFMPEG", str(tmp_path / "no-ffmpeg"))
+    assert_user_error(run_main("render", "-o", tmp_path / "v.mp4", *SMALL), "ffmpeg", "missing")
     assert not (tmp_path / "v.mp4").exists()
 
 
-def test_ffmpeg_failing_mid_render(tmp_path):
+def test_ffmpeg_failing_mid_render(tmp_path, monkeypatch):
     # A real ffmpeg behind a wrapper that dies after the first few frames (as a crashing or
     # killed encoder would): the render stops with one line and exit 2.
     import imageio_ffmpeg
@@ -299,24 +321,22 @@ def test_ffmpeg_failing_mid_render(tmp_path):
         exec "{imageio_ffmpeg.get_ffmpeg_exe()}" "$@"
         """))
     wrapper.chmod(0o755)
-    env = dict(os.environ, ZOOMDREAM_FFMPEG=str(wrapper))
-    r = subprocess.run([sys.executable, "-m", "zoomdream", "render", "-o", str(tmp_path / "v.mp4"), "--frames", "40",
-                        *SMALL], capture_output=True, text=True, env=env)
+    monkeypatch.setenv("ZOOMDREAM_FFMPEG", str(wrapper))
+    r = run_main("render", "-o", tmp_path / "v.mp4", "--frames", "40", *SMALL)
     assert_user_error(r, "ffmpeg failed", "encoder crashed")
 
 
 # ------------------------------------------------------------------------------------ faults
 
-_FAULT = """
-import sys
+# A render that sends itself SIGKILL when it starts dreaming its {at}th frame.
+_KILL_AT = """
+import os, signal, sys
 from zoomdream.dream import Dreamer
 real, calls = Dreamer.__call__, [0]
 def faulty(self, *a, **k):
     calls[0] += 1
     if calls[0] == {at}:
-        if "{kind}" == "nan":
-            return real(self, *a, **k) * float("nan")
-        raise RuntimeError("injected fault")
+        os.kill(os.getpid(), signal.SIGKILL)
     return real(self, *a, **k)
 Dreamer.__call__ = faulty
 from zoomdream.cli import main
@@ -326,10 +346,22 @@ main(sys.argv[1:])
 
 @pytest.mark.parametrize("kind,code,words", [("nan", 1, ["NaN", "frame 5", "5 finished frames"]),
                                              ("crash", 1, ["internal error", "injected fault"])])
-def test_nan_or_crash_mid_render_keeps_the_good_frames(tmp_path, kind, code, words):
+def test_nan_or_crash_mid_render_keeps_the_good_frames(tmp_path, monkeypatch, kind, code, words):
+    from zoomdream.dream import Dreamer
+
+    real, calls = Dreamer.__call__, [0]
+
+    def faulty(self, *a, **k):
+        calls[0] += 1
+        if calls[0] == 6:
+            if kind == "nan":
+                return real(self, *a, **k) * float("nan")
+            raise RuntimeError("injected fault")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Dreamer, "__call__", faulty)
     out = tmp_path / "v.mp4"
-    r = subprocess.run([sys.executable, "-c", _FAULT.format(at=6, kind=kind), "render", "-o", str(out),
-                        "--frames", "20", "--checkpoint-every", "3", *SMALL], capture_output=True, text=True, cwd=ROOT)
+    r = run_main("render", "-o", out, "--frames", "20", "--checkpoint-every", "3", *SMALL)
     assert r.returncode == code, r.stderr
     assert "Traceback" not in r.stderr
     for w in words:
@@ -339,24 +371,43 @@ def test_nan_or_crash_mid_render_keeps_the_good_frames(tmp_path, kind, code, wor
     assert np.isfinite(np.stack(read_frames(out))).all()
 
 
-def test_disk_full_mid_render_keeps_frames_and_resumes(tmp_path):
-    # RLIMIT_FSIZE makes every write past the limit fail with EFBIG, as a full disk fails
-    # with ENOSPC. 200 kB holds the checkpoints (about 100 kB at 64x64) but not the video.
+def _limited(nbytes: int):
+    # RLIMIT_FSIZE makes every write past the limit fail with EFBIG, as a full disk fails with
+    # ENOSPC; the render's ffmpeg children inherit it. It is per file, so its size decides which
+    # file fills up first.
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, nbytes))
+
+
+def _disk_full_then_resume(tmp_path, args: list[str], limit: int) -> dict:
+    """Render with a file-size limit: it must stop mid-render with the one-line disk-full error;
+    then --resume without the limit must give the same video as a render that never failed."""
+    cmd = [sys.executable, "-m", "zoomdream", "render", *args, "--size", "64x64", "--device", "cpu", "-q"]
+    ref = tmp_path / "ref.mp4"
+    assert run_main(*cmd[3:], "-o", ref).returncode == 0
     out = tmp_path / "v.mp4"
-    cmd = [sys.executable, "-m", "zoomdream", "render", "-o", str(out), "--frames", "240", "--checkpoint-every", "8",
-           *SMALL]
-
-    def limit():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
-
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, preexec_fn=limit)
+    r = subprocess.run([*cmd, "-o", str(out)], capture_output=True, text=True, cwd=ROOT, preexec_fn=_limited(limit))
     assert_user_error(r, "disk full", "--resume")
     ck = load_checkpoint(state_dir(out) / CHECKPOINT)
-    assert ck["index"] >= 8  # work was kept
-    r = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, cwd=ROOT)
+    r = run_main(*cmd[3:], "-o", out, "--resume")
     assert r.returncode == 0, r.stderr
     assert f"resuming {out} at frame {ck['index']}" in r.stderr
-    assert probe(out)[0] == 240
+    assert decoded_hashes(out) == decoded_hashes(ref)
+    return ck
+
+
+def test_disk_full_in_the_encoder_mid_render(tmp_path):
+    # A lossless 32-frame part is ~110 kB (ffmpeg reports the failed write when the part is
+    # closed); a checkpoint is ~100 kB. At 105 kB the first part cannot be finished. Its frames
+    # are kept losslessly, so the checkpoint written after the failure stands at frame 32.
+    ck = _disk_full_then_resume(tmp_path, ["--frames", "60", "--crf", "0", "--checkpoint-every", "32"], 105_000)
+    assert (ck["index"], ck["parts"], ck["pending"]) == (32, [], 32)
+
+
+def test_disk_full_writing_a_checkpoint_mid_render(tmp_path):
+    # A loop's checkpoints hold its held-back frames, ~12 kB each at 64x64, beside ~100 kB:
+    # 198, 297, then 395 kB at frames 8, 16, 24. At 350 kB the third fails; the second stands.
+    ck = _disk_full_then_resume(tmp_path, ["--preset", "loop", "--frames", "48", "--checkpoint-every", "8"], 350_000)
+    assert ck["index"] == 16
 
 
 def test_full_disk_on_a_tiny_filesystem(tmp_path):
@@ -370,12 +421,12 @@ def test_full_disk_on_a_tiny_filesystem(tmp_path):
         out = mnt / "v.mp4"
         cmd = [sys.executable, "-m", "zoomdream", "render", "-o", str(out), "--frames", "200", "--checkpoint-every",
                "8", *SMALL]
-        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        r = run_main(*cmd[3:])
         assert_user_error(r, "disk full", "--resume")
         kept = load_checkpoint(state_dir(out) / CHECKPOINT)["index"]
         assert 8 <= kept < 200
         subprocess.run(["mount", "-o", "remount,size=20m", str(mnt)], check=True)  # space freed
-        r = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, cwd=ROOT)
+        r = run_main(*cmd[3:], "--resume")
         assert r.returncode == 0, r.stderr
         assert f"at frame {kept}" in r.stderr and probe(out)[0] == 200
     finally:
@@ -396,26 +447,37 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == [path]  # and no temp file is left
 
 
-def test_sigkill_then_resume_gives_the_identical_video(tmp_path):
-    p = load_preset("journey").with_overrides(width=64, height=64, frames=30)
-    render(RenderJob(preset=p, output=tmp_path / "ref.mp4", device="cpu", progress=False, frames_dir=tmp_path / "ref"),
-           log=lambda m: None)
+def test_sigkill_loses_at_most_the_frames_since_the_last_boundary(tmp_path):
+    # SIGKILL sent by the render to itself while it dreams frame 10, with parts of 4 frames:
+    # the checkpoint must stand at frame 8 exactly (by construction, not by timing), and the
+    # resumed video must be the uninterrupted one, decoded frame for frame.
+    args = ["render", "--preset", "journey", "--frames", "30", "--checkpoint-every", "4", *SMALL]
+    ref = tmp_path / "ref.mp4"
+    assert run_main(*args, "-o", ref, "--frames-dir", tmp_path / "ref").returncode == 0
     out = tmp_path / "k.mp4"
-    cmd = [sys.executable, "-m", "zoomdream", "render", "-o", str(out), "--preset", "journey", "--frames", "30",
-           "--checkpoint-every", "4", "--frames-dir", str(tmp_path / "k"), *SMALL]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    wait_for_checkpoint(out, proc, 8)
-    proc.kill()  # SIGKILL: no handler runs
-    proc.wait()
-    done = len(list((tmp_path / "k").glob("*.png")))
-    kept = load_checkpoint(state_dir(out) / CHECKPOINT)["index"]
-    assert 8 <= kept <= done and done - kept < 4 + 1  # at most the frames since the last checkpoint are lost
-    r = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run([sys.executable, "-c", _KILL_AT.format(at=11), *args, "-o", str(out),
+                        "--frames-dir", str(tmp_path / "k")], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert len(list((tmp_path / "k").glob("*.png"))) == 10  # frames 0–9 were finished…
+    assert load_checkpoint(state_dir(out) / CHECKPOINT)["index"] == 8  # …8 of them are safe
+    r = run_main(*args, "-o", out, "--frames-dir", tmp_path / "k", "--resume")
     assert r.returncode == 0, r.stderr
-    assert probe(out)[0] == 30
-    ref, got = sorted((tmp_path / "ref").glob("*.png")), sorted((tmp_path / "k").glob("*.png"))
-    assert [f.name for f in ref] == [f.name for f in got]
-    assert all(np.array_equal(load_image(a), load_image(b)) for a, b in zip(ref, got))
+    assert decoded_hashes(out) == decoded_hashes(ref)
+    a, b = sorted((tmp_path / "ref").glob("*.png")), sorted((tmp_path / "k").glob("*.png"))
+    assert len(a) == len(b) == 30 and all(np.array_equal(load_image(x), load_image(y)) for x, y in zip(a, b))
+
+
+def test_checkpoint_rename_is_made_durable(tmp_path, monkeypatch):
+    synced = []
+    real = os.fsync
+
+    def spy(fd):
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    save_checkpoint({"version": CHECKPOINT_VERSION, "index": 1}, tmp_path / CHECKPOINT)
+    assert synced == [False, True]  # the file's data, then the folder holding the rename
 
 
 def test_sigterm_leaves_a_playable_mp4(tmp_path):
@@ -444,19 +506,18 @@ def test_damaged_checkpoint_is_refused_in_one_line(tmp_path):
         ck.write_bytes(damaged)
         with pytest.raises(UserError, match="damaged"):
             load_checkpoint(ck)
-    assert_user_error(run_cli(*cmd), "checkpoint", "damaged", "--overwrite")
+    assert_user_error(run_main(*cmd), "checkpoint", "damaged", "--overwrite")
     ck.write_bytes(b"")
-    assert_user_error(run_cli(*cmd), "checkpoint", "--overwrite")
+    assert_user_error(run_main(*cmd), "checkpoint", "--overwrite")
     ck.write_bytes(good)
-    r = run_cli(*cmd)
+    r = run_main(*cmd)
     assert r.returncode == 0 and probe(out)[0] == 12, r.stderr
 
 
-def test_progress_lines_when_stderr_is_a_log(tmp_path):
-    # stderr is a pipe here, as under nohup or in CI: plain lines with frame, speed and ETA
-    env = dict(os.environ, ZOOMDREAM_LOG_SECONDS="0")
-    r = subprocess.run([sys.executable, "-m", "zoomdream", "render", "-o", str(tmp_path / "p.mp4"), "--frames", "3",
-                        "--size", "32x32", "--device", "cpu"], capture_output=True, text=True, env=env, timeout=120)
+def test_progress_lines_when_stderr_is_a_log(tmp_path, monkeypatch):
+    # stderr is not a terminal here, as under nohup or in CI: plain lines with frame, speed and ETA
+    monkeypatch.setenv("ZOOMDREAM_LOG_SECONDS", "0")
+    r = run_main("render", "-o", tmp_path / "p.mp4", "--frames", "3", "--size", "32x32", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     lines = r.stderr.strip().splitlines()
     assert [ln.split(" (")[0] for ln in lines] == ["frame 1/3", "frame 2/3", "frame 3/3"], lines
@@ -471,7 +532,7 @@ def test_one_render_per_output(tmp_path):
     try:
         wait_for_checkpoint(out, proc, 2)
         for flag in ("--resume", "--overwrite"):  # a second render of the same output is refused
-            assert_user_error(subprocess.run([*cmd, flag], capture_output=True, text=True, cwd=ROOT, timeout=120),
+            assert_user_error(run_main(*cmd[3:], flag),
                               "being rendered right now", f"pid {proc.pid}")
         assert proc.poll() is None and load_checkpoint(state_dir(out) / CHECKPOINT)["index"] >= 2  # untouched
     finally:

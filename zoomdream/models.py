@@ -452,7 +452,15 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise UserError(f"device '{name}' asked for, but no CUDA GPU is available", "use --device cpu or auto")
-        return torch.device(name)
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise UserError(f"unknown device '{name}'", "use cuda or cuda:N with N a GPU's number") from None
+        count = torch.cuda.device_count()
+        if (device.index or 0) >= count:
+            raise UserError(f"device '{name}' asked for, but this machine has {count} CUDA GPU(s)",
+                            f"use cuda:0 to cuda:{count - 1}, or --device auto")
+        return device
     if name == "mps":
         if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
             raise UserError("device 'mps' asked for, but Apple MPS is not available", "use --device cpu or auto")

@@ -40,7 +40,7 @@ class Preset:
     model: str = setting(DEFAULT_MODEL, Custom(_model, str, "see: zoomdream layers"), "Backbone network")
     width: int = 512  # from `size`
     height: int = 512
-    fps: float = setting(24.0, Range(float, 0, 240, open_lo=True), "Frames per second (motion is per second)")
+    fps: float = setting(24.0, Range(float, 1, 240), "Frames per second (motion is per second)")
     seconds: float = setting(10.0, Range(float, 0, open_lo=True), "Video length in seconds (stretches the timeline)")
     seed: int = seed_setting()
     start: str = setting("noise", START, "What frame 0 dreams on when no photo is given")

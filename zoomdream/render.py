@@ -192,8 +192,8 @@ def _run(job: RenderJob, dreamer: Dreamer, state: RenderState, digest: str, log:
     interrupted: str | None = None
     progress = Progress(total, first, log) if job.progress else None
     t0 = time.perf_counter()
-    try:
-        with _Stop() as stop:
+    with _Stop() as stop:
+        try:
             for pos, frame in enumerate(load_pending(sdir / PENDING, state.complete, state.pending),
                                         start=state.complete):
                 writer.write(pos, frame)  # the part an interruption cut short, re-encoded whole
@@ -207,14 +207,15 @@ def _run(job: RenderJob, dreamer: Dreamer, state: RenderState, digest: str, log:
                 if stop.requested:
                     interrupted = stop.requested
                     break
-    except KeyboardInterrupt:
-        interrupted = "SIGINT"
-    except BaseException as e:  # keep every finished frame, then report the failure
-        error = e
-    finally:
-        if progress:
-            progress.stop()
-    return _finish(job, state, writer, digest, interrupted, error, first, time.perf_counter() - t0, log)
+        except KeyboardInterrupt:
+            interrupted = stop.requested or "SIGINT"
+        except BaseException as e:  # keep every finished frame, then report the failure
+            error = e
+        finally:
+            stop.hard = False  # finishing is quick, and cutting it short would lose the video
+            if progress:
+                progress.stop()
+        return _finish(job, state, writer, digest, interrupted, error, first, time.perf_counter() - t0, log)
 
 
 def _keep(job: RenderJob, state: RenderState, writer: PartWriter, digest: str, n: int, pos: int | None,
@@ -261,12 +262,14 @@ def _finish(job: RenderJob, state: RenderState, writer: PartWriter, digest: str,
         writer.close(finished, None if finished else lambda: save_checkpoint(payload, sdir / CHECKPOINT))
     except BaseException as e:
         error = error or e
+        if not finished:
+            _checkpoint_after_writer_failure(state, payload, sdir)
     complete = {name for name, _ in state.parts}
     last = [p for p in writer.finished if p[0] not in complete]  # closed just now: the end, or cut short
     if finished:
         state.parts, state.pending = state.parts + last, 0
-    files = [sdir / name for name, _ in state.parts + ([] if finished else last)]
-    shown = state.shown
+    in_file = state.parts + ([] if finished else last)
+    files, shown = [sdir / name for name, _ in in_file], sum(n for _, n in in_file)
     joined = False
     if files:
         try:
@@ -279,7 +282,7 @@ def _finish(job: RenderJob, state: RenderState, writer: PartWriter, digest: str,
                           preset.fps, preset.width, preset.height)
     if error is not None:
         where = (f"the {shown} finished frames are in {out}" if joined
-                 else f"the finished frames are kept in {sdir}" if files else "no frame was finished")
+                 else f"the finished frames are kept in {sdir}" if files or state.shown else "no frame was finished")
         raise _with_salvage(error, where, log)
     if finished:
         shutil.rmtree(sdir, ignore_errors=True)
@@ -288,12 +291,27 @@ def _finish(job: RenderJob, state: RenderState, writer: PartWriter, digest: str,
     return result
 
 
+def _checkpoint_after_writer_failure(state: RenderState, payload: dict, sdir: Path) -> None:
+    """The writer stopped (a full disk, a dead ffmpeg) before it could checkpoint. If every
+    frame since the last complete part is kept losslessly, checkpoint here, so that --resume
+    goes on from the last finished frame; otherwise the last checkpoint stands."""
+    kept = [sdir / PENDING / f"{pos:08d}.npy" for pos in range(state.complete, state.shown)]
+    try:
+        for f in kept:
+            np.load(f)
+        save_checkpoint(payload, sdir / CHECKPOINT)
+    except (OSError, ValueError, EOFError, UserError):
+        pass
+
+
 class _Stop:
     """SIGINT/SIGTERM ask the loop to stop after the frame in progress; a second Ctrl-C stops
-    at once (the unfinished frame is dropped, the finished ones are still saved)."""
+    at once (the unfinished frame is dropped, the finished ones are still saved). Once the
+    loop has stopped, further signals are ignored until the video is joined."""
 
     def __init__(self) -> None:
         self.requested: str | None = None
+        self.hard = True  # whether a second signal drops the frame in progress
         self._old: dict[int, object] = {}
 
     def __enter__(self) -> _Stop:
@@ -313,9 +331,9 @@ class _Stop:
         return self
 
     def _handle(self, signum, frame) -> None:
-        if self.requested:
+        if self.requested and self.hard:
             raise KeyboardInterrupt
-        self.requested = signal.Signals(signum).name
+        self.requested = self.requested or signal.Signals(signum).name
 
     def __exit__(self, *exc) -> None:
         for sig, old in self._old.items():

@@ -283,7 +283,8 @@ class Motion:
     at 24 or 60 fps."""
 
     zoom: float = setting(1.0, Range(float, 0.01, 100.0), "Scale factor per second; >1 flies in")
-    rotate: float = setting(0.0, Range(float, -3600.0, 3600.0), "Degrees per second, counter-clockwise")
+    rotate: float = setting(0.0, Range(float, -3600.0, 3600.0),
+                            "Degrees per second; >0 turns the view counter-clockwise (the picture clockwise)")
     pan_x: float = setting(0.0, Range(float, -100.0, 100.0), "Frame widths per second; >0 drifts the view right")
     pan_y: float = setting(0.0, Range(float, -100.0, 100.0), "Frame heights per second; >0 drifts the view down")
 
@@ -313,7 +314,7 @@ class StillOptions:
     precision: str = precision_setting()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RenderOptions:
     """How a render runs, beside what the preset says it shows."""
 

@@ -199,11 +199,11 @@ class PartWriter:
             enc, self._enc = self._enc, None
             enc.close()
             self.finished.append((enc.path.name, enc.frames))
+        if callback is not None:
+            callback()  # first: should the checkpoint fail, the lossless frames are still there
         if complete:
             for f in self.pending.iterdir():
                 f.unlink()
-        if callback is not None:
-            callback()
 
     def _put(self, item) -> None:
         self._raise()
