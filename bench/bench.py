@@ -3,9 +3,10 @@ one run on this machine. Every timing is a median after warm-up; ratios compare 
 side by side, so they mean more than the absolute seconds.
 
     overhead   zoomdream's dream step ÷ the bare forward-to-layer + backward-to-input
-    port       a frame of the default preset ÷ the same frame by a straightforward port
-    overlap    render wall time ÷ (dream + move) time for the same frames
-    scaling    seconds per frame and peak memory from 256 px to 4K (tiled above 512)
+    port       a frame of the default preset the ways DeepDream repositories do it, one
+               optimisation at a time, against zoomdream
+    overlap    render wall time ÷ (dream + move) time for the same frames (alternating, medians)
+    scaling    seconds per frame (median after the first) and peak memory, 256 px to 4K
     precision  seconds per step and gradient agreement with fp32
     soak       memory over a 2,000-frame render (RSS every 100 frames)
 
@@ -24,10 +25,9 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -129,54 +129,120 @@ def section_overhead(device: torch.device, sizes: list[int], quick: bool) -> lis
 
 
 # ---------------------------------------------------------------------------------------------
-# BASELINE — a straightforward port, the DeepDream loop most repositories carry. It is here to
-# be measured against, not used: the full network runs forward with a hook on the layer,
-# parameter gradients stay on, and the image round-trips through numpy every step.
+# port: a frame of the default preset the way DeepDream repositories do it, one optimisation at
+# a time. Each way is one configuration of the loop below (it is here to be measured against,
+# not used), run on the same mobilenet_v2 and the same frame as zoomdream.
 
 
-def baseline_model(name: str) -> torch.nn.Module:
+@dataclass(frozen=True)
+class Port:
+    truncated: bool = False  # stop the forward pass at the layer (else: the whole net, a hook reads it)
+    no_param_grads: bool = False  # frozen weights (else backward() also fills every weight's .grad)
+    on_device: bool = False  # the image stays a tensor (else a numpy round trip every step)
+    channels_last: bool = False  # NHWC, what oneDNN and tensor cores want (else NCHW)
+    fold_bn: bool = False  # BatchNorm folded into the conv before it
+    allocator: bool = False  # glibc keeps freed activations (else it unmaps and re-faults them)
+
+    def without(self, name: str) -> Port:
+        return replace(self, **{name: False})
+
+
+ALL = Port(True, True, True, True, True, True)
+PORTS: dict[str, tuple[Port, str]] = {
+    "naive": (Port(), "whole net + hook, weight gradients, numpy every step (the common tutorial port)"),
+    "google": (Port(truncated=True), "like google/deepdream: forward(end=layer), Caffe's backward fills "
+               "weight diffs, numpy every step"),
+    "lindernoren": (Port(truncated=True, on_device=True), "like eriklindernoren/PyTorch-Deep-Dream: truncated "
+                    "Sequential, weight gradients on, tensors within an octave"),
+    "gordic": (Port(truncated=True, no_param_grads=True, on_device=True), "like gordicaleksa/pytorch-deepdream: "
+               "truncated wrapper, frozen weights, tensors within an octave"),
+    **{f"all-but-{k}": (ALL.without(k), f"every optimisation but {what}") for k, what in {
+        "truncated": "the cut forward pass", "no_param_grads": "frozen weights", "on_device": "tensors throughout",
+        "channels_last": "channels_last", "fold_bn": "BatchNorm folding", "allocator": "the allocator setting"}.items()},
+    "all": (ALL, "every optimisation, in this loop"),
+}
+
+
+class _Reached(Exception):
+    pass
+
+
+def port_model(name: str, pretrained: bool, cfg: Port) -> torch.nn.Module:
     import torchvision
+
+    from zoomdream.models import fold_batchnorm, get_backbone, load_state_dict, resolve_weights
 
     model = torchvision.models.get_model(name, weights=None, **({"aux_logits": False, "init_weights": False}
                                                                 if name in ("googlenet", "inception_v3") else {}))
-    return model.eval()  # parameters keep requires_grad=True, as they do in those repos
+    if pretrained:
+        backbone = get_backbone(name)
+        model.load_state_dict(load_state_dict(backbone, resolve_weights(backbone, None)), strict=False)
+    model.eval()
+    if cfg.fold_bn:
+        fold_batchnorm(model)
+    if cfg.no_param_grads:
+        model.requires_grad_(False)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
-def baseline_frame(model: torch.nn.Module, layer: str, img: np.ndarray, octaves: int, scale: float, steps: int,
-                   step_size: float, jitter: int, rng: np.random.Generator) -> np.ndarray:
-    captured = {}
-    hook = model.get_submodule(layer).register_forward_hook(lambda m, i, o: captured.__setitem__("a", o))
-    mean, std = np.array(IMAGENET_MEAN, np.float32), np.array(IMAGENET_STD, np.float32)
-    h, w = img.shape[:2]
-    shapes = [(round(h / scale**i), round(w / scale**i)) for i in range(octaves)][::-1]
-    detail = np.zeros((*shapes[0], 3), np.float32)
-    for sh, sw in shapes:
-        base = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA)
-        x = np.clip(base + cv2.resize(detail, (sw, sh), interpolation=cv2.INTER_LINEAR), 0, 1)
-        for _ in range(steps):
-            dy, dx = rng.integers(-jitter, jitter + 1, 2)
-            rolled = np.roll(x, (dy, dx), (0, 1))
-            t = torch.from_numpy(((rolled - mean) / std).transpose(2, 0, 1)[None].copy()).requires_grad_(True)
-            model.zero_grad()
+def port_frame(model: torch.nn.Module, layer: str, img: torch.Tensor, s: DreamSettings, cfg: Port,
+               rng: np.random.Generator) -> torch.Tensor:
+    """One frame's dream (octaves carrying detail, jitter, normalised steps), as configured."""
+    captured: dict[str, torch.Tensor] = {}
+
+    def hook(module, inputs, output):
+        captured["a"] = output
+        if cfg.truncated:
+            raise _Reached  # the rest of the network never runs
+
+    handle = model.get_submodule(layer).register_forward_hook(hook)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+    def gradient(x: torch.Tensor) -> torch.Tensor:
+        t = ((x - mean) / std).detach()
+        t = t.contiguous(memory_format=torch.channels_last) if cfg.channels_last else t
+        t.requires_grad_(True)
+        try:
             model(t)
-            captured["a"].norm().backward()
-            g = np.roll(t.grad[0].numpy().transpose(1, 2, 0), (-dy, -dx), (0, 1))
-            x = np.clip(x + g * (step_size / (np.abs(g).mean() + 1e-8)), 0, 1)
+        except _Reached:
+            pass
+        loss = 0.5 * captured["a"].pow(2).sum()
+        if cfg.no_param_grads:
+            return torch.autograd.grad(loss, t)[0] / std
+        model.zero_grad()
+        loss.backward()
+        return t.grad / std
+
+    h, w = img.shape[-2:]
+    shapes = [(round(h / s.octave_scale**i), round(w / s.octave_scale**i)) for i in range(s.octaves)][::-1]
+    detail = torch.zeros(1, 3, *shapes[0])
+    for shape in shapes:
+        base = F.interpolate(img, size=shape, mode="bilinear", antialias=True)
+        x = (base + F.interpolate(detail, size=shape, mode="bilinear")).clamp(0, 1)
+        for _ in range(s.steps):
+            dy, dx = (int(v) for v in rng.integers(-s.jitter, s.jitter + 1, 2))
+            if cfg.on_device:
+                g = torch.roll(gradient(torch.roll(x, (dy, dx), (2, 3))), (-dy, -dx), (2, 3))
+                x = (x + g * (s.step_size / (g.abs().mean() + 1e-8))).clamp(0, 1)
+            else:  # the image lives in numpy and crosses over for every gradient
+                xn = np.roll(x[0].numpy().transpose(1, 2, 0), (dy, dx), (0, 1))
+                g = gradient(torch.from_numpy(np.ascontiguousarray(xn.transpose(2, 0, 1)))[None])
+                gn = np.roll(g[0].numpy().transpose(1, 2, 0), (-dy, -dx), (0, 1))
+                xn = np.clip(x[0].numpy().transpose(1, 2, 0) + gn * (s.step_size / (np.abs(gn).mean() + 1e-8)), 0, 1)
+                x = torch.from_numpy(np.ascontiguousarray(xn.transpose(2, 0, 1)))[None]
         detail = x - base
-    hook.remove()
+    handle.remove()
     return x
 
 
-def baseline_zoom(img: np.ndarray, zoom: float) -> np.ndarray:
-    h, w = img.shape[:2]
-    ch, cw = round(h / zoom), round(w / zoom)
-    y0, x0 = (h - ch) // 2, (w - cw) // 2
-    return cv2.resize(img[y0 : y0 + ch, x0 : x0 + cw], (w, h), interpolation=cv2.INTER_CUBIC)
-
-
 def port_child(which: str, model_name: str, reps: int) -> None:
-    """Seconds per frame of the default preset's dream + zoom, one way, in a fresh process:
-    zoomdream tunes the allocator when it loads a network, and the port must not inherit it."""
+    """Seconds per frame of the default preset's dream + zoom, one way, in a fresh process: the
+    allocator setting is process-wide, and no way may inherit another's."""
+    from zoomdream.models import keep_freed_memory
+
     preset = load_preset("default")
     spec = preset.schedule().at(1)
     s, motion, fps = spec.dream, spec.motion, preset.fps
@@ -185,45 +251,46 @@ def port_child(which: str, model_name: str, reps: int) -> None:
     device = torch.device("cpu")
     img = test_image(preset.width, device)
     torch.manual_seed(0)
-    if which.startswith("ours"):
+    if which.startswith("zoomdream"):
         network = load_network(model_name, device=device, pretrained=pretrained)
-        dreamer, objective = Dreamer(network, "bf16" if which == "ours-bf16" else "fp32"), parse_objective(layer)
+        dreamer, objective = Dreamer(network, "bf16" if which.endswith("bf16") else "fp32"), parse_objective(layer)
 
         def frame():
             return move(dreamer(img, objective, s, frame_generator(0, 1)), motion, fps)
     else:
-        model = baseline_model(model_name)
-        if pretrained:
-            from zoomdream.models import get_backbone, load_state_dict, resolve_weights
-
-            backbone = get_backbone(model_name)
-            model.load_state_dict(load_state_dict(backbone, resolve_weights(backbone, None)))
-        img_np = img[0].permute(1, 2, 0).numpy().copy()
-        rng = np.random.default_rng(0)
+        cfg = PORTS[which][0]
+        if cfg.allocator:
+            keep_freed_memory()
+        model, rng = port_model(model_name, pretrained, cfg), np.random.default_rng(0)
 
         def frame():
-            dreamed = baseline_frame(model, layer, img_np, s.octaves, s.octave_scale, s.steps, s.step_size,
-                                     s.jitter, rng)
-            return baseline_zoom(dreamed, motion.zoom ** (1 / fps))
+            return move(port_frame(model, layer, img, s, cfg, rng), motion, fps)
     print(json.dumps({"seconds": median_seconds(frame, device, 1, reps)}))
 
 
+def _alternating(ways: list[str], model_name: str, reps: str, rounds: int) -> dict[str, float]:
+    """Each way in a fresh process, the ways alternating round by round so a slow spell on a
+    shared machine hits them all; the median of each way's rounds (each a median itself)."""
+    times: dict[str, list[float]] = {w: [] for w in ways}
+    for _ in range(rounds):
+        for w in ways:
+            times[w].append(child(["--port-child", w, model_name, reps])["seconds"])
+    return {w: statistics.median(t) for w, t in times.items()}
+
+
 def section_port(device: torch.device, quick: bool) -> list[str]:
-    """One frame of the default preset (its dream settings and zoom) both ways, at 512 px."""
-    rows = ["| model | layer | size | straightforward port (s/frame) | zoomdream fp32 (s/frame) | speed-up "
-            "| zoomdream bf16 (s/frame) | speed-up |", "|---|---|---|---|---|---|---|---|"]
-    # Each way runs in its own process; alternating them over rounds and keeping each one's
-    # best round filters out the slow spells of a shared machine.
+    """One frame of the default preset (its dream settings and zoom) at 512 px, every way."""
     reps, rounds = ("2", 1) if quick else ("3", 2)
-    for model_name, layer in LAYERS.items():
-        t: dict[str, float] = {}
-        for _ in range(rounds):
-            for which in ("port", "ours", "ours-bf16"):
-                seconds = child(["--port-child", which, model_name, reps])["seconds"]
-                t[which] = min(t.get(which, seconds), seconds)
-        rows.append(f"| {model_name} | {layer} | 512 | {t['port']:.3f} | {t['ours']:.3f} | {t['port'] / t['ours']:.2f}× "
-                    f"| {t['ours-bf16']:.3f} | {t['port'] / t['ours-bf16']:.2f}× |")
-        print(rows[-1], file=sys.stderr, flush=True)
+    ways = [*PORTS, "zoomdream", "zoomdream-bf16"]
+    t = _alternating(ways, "mobilenet_v2", reps, rounds)
+    rows = ["| way (mobilenet_v2, features.13, 512², one frame) | s/frame | zoomdream is faster by |", "|---|---|---|"]
+    for w in ways:
+        what = PORTS[w][1] if w in PORTS else ("zoomdream, bf16 autocast" if w.endswith("bf16") else "zoomdream")
+        rows.append(f"| {what} | {t[w]:.3f} | {t[w] / t['zoomdream']:.2f}× |")
+    g = _alternating(["naive", "zoomdream", "zoomdream-bf16"], "googlenet", reps, max(1, rounds - 1))
+    rows.append(f"| googlenet inception4c: naive port / zoomdream fp32 / bf16 | {g['naive']:.3f} / "
+                f"{g['zoomdream']:.3f} / {g['zoomdream-bf16']:.3f} | {g['naive'] / g['zoomdream']:.2f}× / "
+                f"{g['naive'] / g['zoomdream-bf16']:.2f}× |")
     return rows
 
 
@@ -239,24 +306,25 @@ def child(args: list[str]) -> dict:
 
 
 def section_overlap(device: torch.device, quick: bool) -> list[str]:
+    """A real render ÷ the same frames dreamed and moved without writing, alternating the two
+    three times and taking each one's median."""
     frames = 12 if quick else 36
     preset = load_preset("default").with_overrides(frames=frames)
     network = load_network(preset.model, device=device)
     dreamer = Dreamer(network, preset.precision)
+    loops, walls = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        walls = []
-        loops = []
-        for _ in range(1 if quick else 3):  # best of 3: a shared machine has slow spells
+        for _ in range(1 if quick else 3):
             t0 = time.perf_counter()
             state = LoopState(0, first_input(preset, None, device))
             for fr in dream_frames(dreamer, preset.schedule(), state, loop_settings(preset)):
                 fr.image.cpu()  # the render reads every frame back too
             sync(device)
             loops.append(time.perf_counter() - t0)
-            result = render(RenderJob(preset=preset, output=Path(tmp) / "overlap.mp4", device=str(device), overwrite=True,
-                                      progress=False), log=lambda m: None)
+            result = render(RenderJob(preset=preset, output=Path(tmp) / "overlap.mp4", device=str(device),
+                                      overwrite=True, progress=False), log=lambda m: None)
             walls.append(result.seconds)
-    loop_s, wall_s = min(loops), min(walls)
+    loop_s, wall_s = statistics.median(loops), statistics.median(walls)
     return ["| frames | dream + move (s) | render wall (s) | overlap | default preset s/frame |", "|---|---|---|---|---|",
             f"| {frames} at {preset.width}×{preset.height} | {loop_s:.1f} | {wall_s:.1f} | {wall_s / loop_s:.3f} "
             f"| {wall_s / frames:.3f} |"]
@@ -294,6 +362,8 @@ def watch_children_peak(stop: threading.Event, peak_mb: list[float]) -> None:
 
 
 def scaling_child(width: int, height: int, frames: int, device: str) -> None:
+    """One size's render in its own process (so peak memory is that size's alone); s/frame is
+    the median of the frames after the first (the first builds kernels for the new sizes)."""
     preset = load_preset("default").with_overrides(width=width, height=height, frames=frames)
     # Frame 0's warm-up dream is a still's full octave stack; steady-state frames are the
     # question here, so it is left out.
@@ -301,11 +371,14 @@ def scaling_child(width: int, height: int, frames: int, device: str) -> None:
     peak_ffmpeg, stop = [0.0], threading.Event()
     watcher = threading.Thread(target=watch_children_peak, args=(stop, peak_ffmpeg), daemon=True)
     watcher.start()
+    stamps = [time.perf_counter()]
     with tempfile.TemporaryDirectory() as tmp:
-        result = render(RenderJob(preset=preset, output=Path(tmp) / "scale.mp4", device=device, progress=False), log=lambda m: None)
+        render(RenderJob(preset=preset, output=Path(tmp) / "scale.mp4", device=device, progress=False,
+                         on_frame=lambda n: stamps.append(time.perf_counter())), log=lambda m: None)
     stop.set()
     watcher.join()
-    out = {"seconds_per_frame": result.seconds / frames,
+    per_frame = [b - a for a, b in zip(stamps, stamps[1:])][1:]
+    out = {"seconds_per_frame": statistics.median(per_frame),
            # VmHWM, not ru_maxrss: the latter counts this process's pre-exec life as a fork of
            # the (large) benchmark parent.
            "python_rss_mb": int(_status_field(str(os.getpid()), "VmHWM") or 0) / 1024,
@@ -321,7 +394,7 @@ def section_scaling(device: torch.device, quick: bool) -> list[str]:
             "|---|---|---|---|---|---|" + ("---|" if device.type == "cuda" else "")]
     scales = SCALES[:3] if quick else SCALES
     for w, h in scales:
-        frames = 2 if w * h >= 2048 * 2048 else 4 if w * h >= 1024 * 1024 else 8
+        frames = 3 if w * h >= 2048 * 2048 else 5 if w * h >= 1024 * 1024 else 9
         r = child(["--scaling-child", str(w), str(h), str(frames), str(device)])
         mp = w * h / 1e6
         rows.append(f"| {w}×{h} | {mp:.2f} | {r['seconds_per_frame']:.2f} | {r['seconds_per_frame'] / mp:.2f} "
@@ -336,33 +409,19 @@ def section_scaling(device: torch.device, quick: bool) -> list[str]:
 
 
 def soak_child(frames: int, size: int, device: str) -> None:
-    """A long render at a small size; the process's RSS is read each time a checkpoint lands
-    (every 100 frames), so each sample belongs to a known frame."""
+    """A long render at a small size; the process's RSS is read every 100 frames."""
     preset = load_preset("default").with_overrides(width=size, height=size, frames=frames)
     samples: list[tuple[int, float]] = []
-    stop = threading.Event()
+
+    def sample(n: int) -> None:
+        if (n + 1) % 100 == 0:
+            samples.append((n + 1, int(_status_field("self", "VmRSS") or 0) / 1024))
+
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "soak.mp4"
-        ck = out.with_name(out.name + ".zoomdream") / "checkpoint.pt"
-
-        def watch() -> None:
-            seen = None
-            while not stop.wait(0.02):
-                try:
-                    stamp = ck.stat().st_mtime_ns
-                except OSError:
-                    continue
-                if stamp != seen:
-                    seen = stamp
-                    samples.append((len(samples) * 100 + 100, int(_status_field("self", "VmRSS") or 0) / 1024))
-
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
         t0 = time.perf_counter()
-        render(RenderJob(preset=preset, output=out, device=device, progress=False, checkpoint_every=100), log=lambda m: None)
+        render(RenderJob(preset=preset, output=Path(tmp) / "soak.mp4", device=device, progress=False,
+                         on_frame=sample), log=lambda m: None)
         seconds = time.perf_counter() - t0
-        stop.set()
-        watcher.join()
     print(json.dumps({"samples": samples, "seconds": seconds}))
 
 
@@ -397,21 +456,24 @@ def section_precision(device: torch.device, quick: bool) -> list[str]:
     for model_name, layer in LAYERS.items():
         pretrained = model_name == "mobilenet_v2"
         objective = parse_objective(layer)
-        reference, fp32_t, random_state = None, None, None
+        dreamers, random_state = {}, None
         for precision, cl, label in variants:
             network = load_network(model_name, device=device, pretrained=pretrained, channels_last=cl)
             if not pretrained:  # the same random weights for every variant
                 random_state = random_state or network.module.state_dict()
                 network.module.load_state_dict(random_state)
-            dreamer = Dreamer(network, precision)
-            g = dreamer.gradient(img, objective)[0].flatten()
-            reference = g if reference is None else reference
+            dreamers[label] = Dreamer(network, precision)
+        grads = {label: d.gradient(img, objective)[0].flatten() for label, d in dreamers.items()}
+        # the variants alternate rep by rep: a slow spell hits them all alike
+        t = interleaved_medians({label: (lambda d=d: d.gradient(img, objective)) for label, d in dreamers.items()},
+                                device, 2, 3 if quick else 7)
+        reference, fp32_t = grads["fp32"], t["fp32"]
+        for label, g in grads.items():
             cos = float(F.cosine_similarity(g, reference, dim=0))
             sign = float((torch.sign(g) == torch.sign(reference)).float().mean())
-            t = median_seconds(lambda: dreamer.gradient(img, objective), device, 2, 3 if quick else 7)
-            fp32_t = fp32_t or t
             what = f"{model_name} {layer}" + ("" if pretrained else " (random weights)")
-            rows.append(f"| {what} | {size} | {label} | {t * 1e3:.0f} | {fp32_t / t:.2f}× | {cos:.4f} | {sign:.1%} |")
+            rows.append(f"| {what} | {size} | {label} | {t[label] * 1e3:.0f} | {fp32_t / t[label]:.2f}× | {cos:.4f} "
+                        f"| {sign:.1%} |")
             print(rows[-1], file=sys.stderr, flush=True)
     return rows
 

@@ -1,7 +1,7 @@
 """zoomdream: DeepDream infinite-zoom videos.
 
-Data flow, one module per stage: models → objectives → dream → frames (+ motion) → video,
-with presets, render (checkpoints, resume) and the cli on top.
+Data flow, one module per stage: models → objectives → dream → frames (with motion and
+schedule) → video → render (with state); settings, presets, api and cli on top.
 
 The public names load on first use (PEP 562), so the command line can check its arguments
 and refuse a bad one before torch is imported (about 3 s)."""

@@ -54,6 +54,7 @@ class RenderJob(RenderOptions):
     resume: bool = False
     overwrite: bool = False
     stop_after: int | None = None  # stop (as if interrupted) after this many frames; for tests
+    on_frame: Callable[[int], None] | None = None  # called with n after frame n is dreamed and kept
     source: str = "zoomdream.render()"  # where the options came from, for messages
 
     def check(self) -> None:
@@ -202,6 +203,8 @@ def _run(job: RenderJob, dreamer: Dreamer, state: RenderState, digest: str, log:
                 _keep(job, state, writer, digest, n, pos, frame)
                 if progress:
                     progress.update(n + 1)
+                if job.on_frame is not None:
+                    job.on_frame(n)
                 if job.stop_after is not None and n + 1 - first >= job.stop_after and n + 1 < total:
                     stop.requested = "stop_after"
                 if stop.requested:
