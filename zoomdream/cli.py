@@ -24,7 +24,8 @@ from .errors import UserError
 from .objectives import DEFAULT_OBJECTIVE, KINDS, parse_objective
 from .paths import check_dream_paths, check_render_paths
 from .presets import Preset, check_objective_files, check_overrides
-from .settings import COMMAND_LINE, DreamSettings, RenderOptions, StillOptions, build, declared, help_text
+from .settings import (COMMAND_LINE, DEFAULT_MODEL, DreamSettings, RenderOptions, StillOptions, build, declared,
+                       help_text)
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   rich_markup_mode=None, help="DeepDream infinite-zoom videos.")
@@ -93,7 +94,6 @@ def dream(
     from .dream import DreamStats
     from .images import save_image
     from .models import load_network, resolve_device
-    from .settings import DEFAULT_MODEL
 
     net = load_network(model or DEFAULT_MODEL, weights, resolve_device(device))
     stats = DreamStats()
