@@ -146,7 +146,11 @@ def test_objective_algebra_round_trips():
     assert not o.tileable and o.wants_prior
     mix = o.scaled(0.5) + parse_objective("features.3")
     assert mix.terms[0].weight == pytest.approx(0.3) and mix.layers == ["features.10", "features.14", "features.3", "logits"]
-    for bad in ["", "features.1 +", "features.1:a", "guide:x.png", "3*", "feat ures"]:
+    # a '+' in an exponent or in a guide image's path does not split terms
+    o = parse_objective("1e+1*features.4+guide:a+b.png@features.6 + class:banana")
+    assert [str(t) for t in o.terms] == ["10*features.4", "guide:a+b.png@features.6", "class:banana"]
+    assert parse_objective(str(o)) == o
+    for bad in ["", "features.1 +", "features.1:a", "guide:x.png", "3*", "feat ures", "+"]:
         with pytest.raises(UserError):
             parse_objective(bad)
 

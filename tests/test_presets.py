@@ -27,6 +27,8 @@ SEG = {"objective": "features.8"}
     ({"segments": [{"steps": [[0, 4], [1, 10**30]]}]}, "segments[0].steps[1]", ["from 0 to 1000"]),
     ({"seed": 2**70}, "seed", ["9223372036854775807", "1180591620717411303424"]),
     ({"seed": 10**5000}, "seed", ["too long to print"]),
+    ({"seconds": 10**400}, "seconds", ["too large"]),  # past a float: no OverflowError traceback
+    ({"segments": [{"zoom": [[10**400, 1.1]]}]}, "segments[0].zoom[0]", ["too large"]),
     ({"loop_seconds": 1e300}, "loop_seconds", ["at most 3600"]),
     ({"size": "32x100000"}, "size", ["16384"]),
     ({"segments": [{"zoom": "fast"}]}, "segments[0].zoom", ["must be a number"]),

@@ -157,3 +157,23 @@ def test_dream_full_size_tiled(tmp_path, photo_file):
                 "--steps", "1", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     assert load_image(tmp_path / "full.png").shape == load_image(photo_file).shape  # full size, via tiles
+
+
+def test_resume_notices_a_changed_guide_image(tmp_path, photo):
+    from zoomdream.images import save_image
+
+    guide = tmp_path / "g.png"
+    save_image(guide, photo[:64, :64])
+    (tmp_path / "p.toml").write_text(f'size = "48x48"\nframes = 8\n[[segments]]\nobjective = "guide:{guide}@features.6"\n')
+    p = load_preset(tmp_path / "p.toml")
+    out = tmp_path / "g.mp4"
+    quiet_render(p, out, checkpoint_every=2, stop_after=3)
+    save_image(guide, photo[-64:, -64:])  # another picture under the same name
+    with pytest.raises(UserError, match="settings changed"):
+        quiet_render(p, out, checkpoint_every=2, resume=True)
+
+
+def test_a_file_where_the_state_folder_goes_is_one_line(tmp_path):
+    (tmp_path / "v.mp4.zoomdream").write_text("not a folder")
+    assert_user_error(run_main("render", "-o", tmp_path / "v.mp4", "--overwrite", "--frames", "1", "--size", "32x32"),
+                      "in the way")

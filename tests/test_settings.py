@@ -93,9 +93,10 @@ def test_seconds_and_frames_together_are_refused_by_every_door(tmp_path):
 
 
 def test_api_refuses_a_missing_photo_before_loading_a_network(tmp_path, monkeypatch):
-    import zoomdream.api
+    import importlib
 
-    monkeypatch.setattr(zoomdream.api, "load_network", lambda *a, **k: pytest.fail("network loaded first"))
+    for module in map(importlib.import_module, ("zoomdream.api", "zoomdream.render")):
+        monkeypatch.setattr(module, "load_network", lambda *a, **k: pytest.fail("network loaded first"))
     with pytest.raises(UserError, match="input image not found"):
         zoomdream.dream(tmp_path / "nope.jpg")
     with pytest.raises(UserError, match="input image not found"):

@@ -24,7 +24,7 @@ from .images import check_min_size, load_image, resize_long_side, to_numpy, to_t
 from .models import Network, load_network, resolve_device
 from .objectives import DEFAULT_OBJECTIVE, parse_objective
 from .presets import Preset, check_objective_files, load_preset
-from .render import RenderJob, RenderResult, first_input, loop_settings
+from .render import RenderJob, RenderResult, loop_settings, prepare
 from .render import render as render_job
 from .settings import DEFAULT_MODEL, DreamSettings, StillOptions, build
 
@@ -96,12 +96,8 @@ def frames(
     closing cross-fade included), one at a time; nothing is written. `overrides` are preset
     keys: seconds, frames, fps, size (or width and height), seed, loop, …"""
     p = load_preset(preset).with_overrides(source=source, **overrides)
-    for seg in p.segments:
-        check_objective_files(seg.objective)
-    dev = resolve_device(device)
-    start = first_input(p, input, dev)  # a bad photo fails before the network loads
-    dreamer = Dreamer(load_network(p.model, weights, dev), p.precision)
-    state = VideoState(LoopState(0, start))
+    dreamer, start = prepare(p, input, device, weights)
+    state = VideoState(LoopState(0, start))  # type: ignore[arg-type]
     for _, pos, frame in video_frames(dreamer, p.schedule(), state, loop_settings(p), p.tail):
         if pos is not None:
             yield frame

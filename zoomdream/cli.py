@@ -74,8 +74,8 @@ RENDER_FLAGS = (RenderOptions, ("checkpoint_every",), None)
 def dream(
     image: Path = typer.Argument(..., help="Photo to dream on."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the dreamed image (.png, .jpg…)."),
-    model: Optional[str] = typer.Option(None, help="Backbone (see `zoomdream layers`; default mobilenet_v2)."),
-    objective: Optional[str] = typer.Option(None, help=OBJECTIVE_HELP + " (default features.13)."),
+    model: Optional[str] = typer.Option(None, help=f"Backbone (see `zoomdream layers`; default {DEFAULT_MODEL})."),
+    objective: Optional[str] = typer.Option(None, help=OBJECTIVE_HELP + f" (default {DEFAULT_OBJECTIVE})."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     weights: Optional[Path] = typer.Option(None, help="A torchvision state_dict file for the model."),
     overwrite: bool = typer.Option(False, help="Replace the output if it exists."),
@@ -149,7 +149,7 @@ def render(
 
 
 @app.command()
-def layers(model: str = typer.Argument("mobilenet_v2", help="Backbone name.")) -> None:
+def layers(model: str = typer.Argument(DEFAULT_MODEL, help="Backbone name.")) -> None:
     """List a model's dreamable layers with channels and stride."""
     from .models import BACKBONES, describe_layers, get_backbone
 

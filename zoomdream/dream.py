@@ -87,7 +87,9 @@ class Dreamer:
         self.device = network.device
         self.precision = precision
         self._nets: dict[frozenset[str], DreamNet] = {}
-        self._fns: dict[Objective, tuple[DreamNet, ObjectiveFn]] = {}
+        self._fns: dict[Objective, tuple[DreamNet, TermFn]] = {}
+        self.images: dict[str, np.ndarray] = {}  # guide images by path, loaded once
+        self.features: dict[tuple[str, str], torch.Tensor] = {}  # their features by (path, layer)
 
     def bound(self, objective: Objective | str) -> tuple[DreamNet, TermFn]:
         """The truncated network and the objective's function of its activations, made once per
@@ -98,7 +100,7 @@ class Dreamer:
             if key not in self._nets:
                 self._nets[key] = self.network.truncated(key)
             net = self._nets[key]
-            self._fns[objective] = (net, objective.bind(_Binding(self.network, net, objective)))
+            self._fns[objective] = (net, objective.bind(_Binding(self, net, objective)))
         return self._fns[objective]
 
     def _autocast(self):
@@ -107,7 +109,7 @@ class Dreamer:
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
 
-    def _grad(self, net: DreamNet, fn: ObjectiveFn, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _grad(self, net: DreamNet, fn: TermFn, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = img.detach()
         if self.network.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -217,16 +219,20 @@ class Dreamer:
 
 
 class _Binding:
-    """What an objective binds against: the network, and the images its terms named, loaded."""
+    """What an objective binds against: the network, and the images its terms named. Images and
+    their features are kept by the Dreamer, so that the new objective of every frame of a
+    cross-fade binds without reading or computing them again."""
 
-    def __init__(self, network: Network, dreamnet: DreamNet, objective: Objective, guide_size: int = 320):
-        self.network, self.dreamnet, self.guide_size = network, dreamnet, guide_size
-        self.backbone_name = network.backbone.name
-        self.images: dict[str, np.ndarray] = {}
+    GUIDE_SIZE = 320  # long side of a guide image: enough texture, cheap features
+
+    def __init__(self, dreamer: Dreamer, dreamnet: DreamNet, objective: Objective):
+        self.network, self.dreamnet, self._features = dreamer.network, dreamnet, dreamer.features
+        self.images = dreamer.images
         for path, what in objective.files:
-            img = load_image(path, what)
-            check_min_size(img, f"{what} {path}")
-            self.images[path] = resize_long_side(img, guide_size)
+            if path not in self.images:
+                img = load_image(path, what)
+                check_min_size(img, f"{what} {path}")
+                self.images[path] = resize_long_side(img, self.GUIDE_SIZE)
 
     def layer(self, name: str) -> LayerInfo:
         return self.network.layer(name)
@@ -234,6 +240,9 @@ class _Binding:
     def class_names(self) -> list[str]:
         return self.network.categories
 
-    def features(self, image: np.ndarray, layer: str) -> torch.Tensor:
-        with torch.no_grad():
-            return self.dreamnet(to_tensor(image, self.network.device))[layer].float().flatten(2)[0]
+    def features(self, path: str, layer: str) -> torch.Tensor:
+        if (path, layer) not in self._features:
+            with torch.no_grad():
+                x = to_tensor(self.images[path], self.network.device)
+                self._features[path, layer] = self.dreamnet(x)[layer].float().flatten(2)[0]
+        return self._features[path, layer]

@@ -376,10 +376,6 @@ class NetInfo:
 
     backbone: Backbone
 
-    @property
-    def backbone_name(self) -> str:
-        return self.backbone.name
-
     def layer(self, name: str) -> LayerInfo:
         return check_layer(self.backbone, name, describe_layers(self.backbone))
 
@@ -402,10 +398,6 @@ class Network:
     source: WeightsSource
     device: torch.device
     channels_last: bool = False
-
-    @property
-    def backbone_name(self) -> str:
-        return self.backbone.name
 
     def layer(self, name: str) -> LayerInfo:
         return check_layer(self.backbone, name, self.layers)

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from .errors import UserError, closest
 
 if TYPE_CHECKING:
-    import numpy as np
     import torch
 
     from .models import LayerInfo
@@ -40,19 +39,15 @@ TermFn = Callable[[Activations], "torch.Tensor"]
 class Net(Protocol):
     """What a term needs to know about the network it is checked against or bound to."""
 
-    backbone_name: str
-
     def layer(self, name: str) -> LayerInfo: ...
 
     def class_names(self) -> list[str]: ...
 
 
 class Binding(Net, Protocol):
-    """What binding adds: the images the terms named, loaded, and features of an image."""
+    """What binding adds: features of an image a term named (loaded by the binder, not here)."""
 
-    images: dict[str, np.ndarray]
-
-    def features(self, image: np.ndarray, layer: str) -> torch.Tensor: ...
+    def features(self, path: str, layer: str) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -229,7 +224,7 @@ class Guide(Term):
     def bind(self, net: Binding) -> TermFn:
         info = net.layer(self.layer)
         scale = self.weight * info.stride**2 / info.channels
-        guide = net.features(net.images[self.image], self.layer)  # C×M
+        guide = net.features(self.image, self.layer)  # C×M
         layer = self.layer
 
         def term(acts: Activations) -> torch.Tensor:
@@ -292,7 +287,10 @@ def syntax_hint() -> str:
     return ", ".join(forms[:-1]) + " or " + forms[-1]
 
 
-_WEIGHT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\*\s*(.+)$")
+# One term, then the '+' that joins it to the next. A '+' inside a weight's exponent (1e+3) or
+# inside a guide image's path (guide:a+b.jpg@features.4) does not split.
+_TERM = re.compile(r"\s*(?:(?P<weight>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\*\s*)?"
+                   r"(?P<body>guide:.+?@[A-Za-z_][\w.]*(?=\s*(?:\+|$))|[^+]*)\s*(?P<plus>\+)?")
 
 
 def parse_objective(text: Any) -> Objective:
@@ -301,19 +299,23 @@ def parse_objective(text: Any) -> Objective:
         return text
     if not isinstance(text, str) or not text.strip():
         raise UserError("empty objective", "give a layer name, e.g. features.13 (see: zoomdream layers MODEL)")
-    terms = []
-    for part in text.split("+"):
-        part = part.strip()
-        if not part:
+    terms, pos = [], 0
+    while True:
+        m = _TERM.match(text, pos)
+        assert m is not None  # every part of the pattern is optional
+        body = m["body"].strip()
+        if not body:
             raise UserError(f"objective '{text}' has an empty term", "write terms as 'a + 0.5*b'")
-        weight = 1.0
-        m = _WEIGHT.match(part)
-        if m:
-            weight, part = float(m.group(1)), m.group(2).strip()
-            if not math.isfinite(weight):
-                raise UserError(f"objective '{text}' has a non-finite weight", "use a finite number")
-        cls = next((k for k in KINDS.values() if k.prefix and part.startswith(k.prefix)), KINDS["layer"])
-        terms.append(cls.parse(part[len(cls.prefix):], weight, text))
+        weight = float(m["weight"]) if m["weight"] else 1.0
+        if not math.isfinite(weight):
+            raise UserError(f"objective '{text}' has a non-finite weight", "use a finite number")
+        cls = next((k for k in KINDS.values() if k.prefix and body.startswith(k.prefix)), KINDS["layer"])
+        terms.append(cls.parse(body[len(cls.prefix):], weight, text))
+        pos = m.end()
+        if not m["plus"]:
+            break
+    if pos < len(text):
+        raise UserError(f"cannot read objective '{text}'", "use " + syntax_hint())
     return Objective(tuple(terms))
 
 

@@ -182,7 +182,7 @@ def _parse_segment(seg: dict, where: str, span: tuple[float, float], length: flo
         else:
             keys = ((0.0, float(r.check(value, path, source))),)
         params.append((key, Param(keys, how)))
-    return Segment(span, objective, tuple(params), blend, how)
+    return Segment(span, objective, tuple(params), blend)
 
 
 def _keyframes(value: list, path: str, r: Range, length: float, source: str) -> tuple[tuple[float, float], ...]:

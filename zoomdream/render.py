@@ -11,6 +11,7 @@ video comes out identical, decoded frame for frame, to one that never stopped.""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -19,7 +20,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,12 +31,13 @@ from .dream import Dreamer
 from .errors import UserError, write_error
 from .frames import LoopSettings, VideoState, LoopState, start_frame, video_frames
 from .images import check_min_size, fit, load_image, save_image
-from .models import load_network, resolve_device
+from .models import Network, load_network, resolve_device
 from .paths import check_render_paths
 from .presets import Preset, check_objective_files
 from .settings import RenderOptions, check
 from .state import (CHECKPOINT, PENDING, RenderState, StateLock, load_checkpoint, save_checkpoint, state_dir)
-from .video import Encoder, PartWriter, check_ffmpeg, concat, gif_preview, load_pending
+from .video import (Encoder, PartWriter, check_ffmpeg, concat, gif_preview, load_pending, pending_files,
+                    pending_intact, sync_files)
 
 __all__ = ["RenderJob", "RenderResult", "render", "state_dir", "CHECKPOINT"]
 
@@ -65,6 +67,9 @@ class RenderJob(RenderOptions):
         for seg in self.preset.segments:
             check_objective_files(seg.objective)
         out, sdir = Path(self.output), state_dir(Path(self.output))
+        if sdir.exists() and not sdir.is_dir():
+            raise UserError(f"{sdir} is in the way: a render keeps its state in a folder of that name",
+                            "move it away or choose another -o path")
         if sdir.is_dir():
             StateLock(sdir, out).release()  # in use: refused before "unfinished render"
         if self.resume:
@@ -98,15 +103,18 @@ class RenderResult:
         return self.seconds / max(self.frames_rendered, 1)
 
 
-def settings_hash(job: RenderJob, weights_id: str, device: torch.device) -> str:
-    """What decides the video; resume refuses when any of it changed."""
+def settings_hash(job: RenderJob, network: Network) -> str:
+    """What decides the video: resume refuses when any of it changed, the contents of the files
+    it reads (photo, guide images, weights) included."""
     preset = dataclasses.asdict(job.preset)
     for key in ("source", "name", "description"):
         preset.pop(key, None)
     h = hashlib.sha256(json.dumps(preset, sort_keys=True, default=str).encode())
-    if job.input:
-        h.update(hashlib.sha256(Path(job.input).read_bytes()).digest())
-    h.update(f"{weights_id}|{device.type}|{torch.__version__}".encode())
+    files = [job.input] + [path for seg in job.preset.segments for path, _ in seg.objective.files]
+    for f in [*files, network.source.path]:
+        if f is not None:
+            h.update(hashlib.sha256(Path(f).read_bytes()).digest())
+    h.update(f"{network.source.kind}|{network.device.type}|{torch.__version__}".encode())
     return h.hexdigest()[:16]
 
 
@@ -115,34 +123,42 @@ def render(job: RenderJob, log: Callable[[str], None] | None = None) -> RenderRe
     log = log or (lambda msg: print(msg, file=sys.stderr))
     job.check()
     check_ffmpeg()  # before any dreaming: a render that cannot be written is not started
-    preset, out, device = job.preset, Path(job.output), resolve_device(job.device)
-    # A bad photo fails here, before the network loads and the state folder is made.
-    start = None if job.resume else first_input(preset, job.input, device)
-    network = load_network(preset.model, job.weights, device)
-    dreamer = Dreamer(network, preset.precision)
-    for seg in preset.segments:
-        dreamer.bound(seg.objective)  # loads guide images: fails before any frame
-    weights_id = str(network.source.path.name if network.source.path else network.source.kind)
-    digest = settings_hash(job, weights_id, network.device)
+    preset, out = job.preset, Path(job.output)
+    dreamer, start = prepare(preset, None if job.resume else job.input, job.device, job.weights, photo=not job.resume)
+    digest = settings_hash(job, dreamer.network)
+    if job.frames_dir is not None:
+        try:
+            Path(job.frames_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise write_error(Path(job.frames_dir), e) from None
     sdir = state_dir(out)
     sdir.mkdir(exist_ok=True)
     lock = StateLock(sdir, out)
     try:
         if job.resume:
-            state = _resumed(sdir, digest, network.device, log, out, preset)
+            state = _resumed(sdir, digest, dreamer.device, log, out, preset)
             if state.every != job.checkpoint_every:
                 log(f"keeping the interrupted render's {state.every} frames per checkpoint (the parts' boundaries)")
         else:
             _clear(sdir)
             state = RenderState(VideoState(LoopState(0, start)), job.checkpoint_every)  # type: ignore[arg-type]
-        if job.frames_dir is not None:
-            try:
-                Path(job.frames_dir).mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise write_error(Path(job.frames_dir), e) from None
         return _run(job, dreamer, state, digest, log)
     finally:
         lock.release()
+
+
+def prepare(preset: Preset, input: str | Path | None, device: str, weights: str | Path | None,
+            photo: bool = True) -> tuple[Dreamer, torch.Tensor | None]:
+    """Everything a video needs before its first frame, in the order that fails fastest: frame
+    0's input (a bad photo fails before the network loads), the network, and every segment's
+    objective bound (a bad guide image fails before any frame). `photo=False`: a resume, which
+    starts from its checkpoint instead."""
+    dev = resolve_device(device)
+    start = first_input(preset, input, dev) if photo else None
+    dreamer = Dreamer(load_network(preset.model, weights, dev), preset.precision)
+    for seg in preset.segments:
+        dreamer.bound(seg.objective)
+    return dreamer, start
 
 
 def first_input(preset: Preset, photo: str | Path | None, device: torch.device) -> torch.Tensor:
@@ -175,10 +191,13 @@ def _resumed(sdir: Path, digest: str, device: torch.device, log: Callable[[str],
     for f in sdir.iterdir():  # a part cut short, or written after the checkpoint (a kill), is redone
         if f.name not in known:
             f.unlink()
-    kept = {f"{pos:08d}.npy" for pos in range(state.complete, state.shown)}
+    kept = {f.name for f in pending_files(sdir / PENDING, state.complete, state.pending)}
     for f in (sdir / PENDING).glob("*"):  # lossless frames past the checkpoint are redone too
         if f.name not in kept:
             f.unlink()
+    if not pending_intact(sdir / PENDING, state.complete, state.pending):
+        raise UserError(f"the lossless frames of the part {out} was cut short in are missing or damaged",
+                        "run with --overwrite to start the render again")
     log(f"resuming {out} at frame {state.video.loop.index}/{preset.frames + preset.tail}")
     return state
 
@@ -186,25 +205,28 @@ def _resumed(sdir: Path, digest: str, device: torch.device, log: Callable[[str],
 def _run(job: RenderJob, dreamer: Dreamer, state: RenderState, digest: str, log: Callable[[str], None]) -> RenderResult:
     preset, sdir, every = job.preset, state_dir(Path(job.output)), state.every
     total = preset.frames + preset.tail
-    writer = PartWriter(lambda pos: Encoder(sdir / part_name(pos, every), preset.width, preset.height, preset.fps,
-                                            preset.crf), sdir / PENDING)
     first = state.video.loop.index
     error: BaseException | None = None
     interrupted: str | None = None
     progress = Progress(total, first, log) if job.progress else None
+    writer = PartWriter(lambda pos: Encoder(sdir / part_name(pos, every), preset.width, preset.height, preset.fps,
+                                            preset.crf), sdir / PENDING)
     t0 = time.perf_counter()
     with _Stop() as stop:
         try:
-            for pos, frame in enumerate(load_pending(sdir / PENDING, state.complete, state.pending),
-                                        start=state.complete):
-                writer.write(pos, frame)  # the part an interruption cut short, re-encoded whole
+            with stop.soft():
+                for pos, frame in enumerate(load_pending(sdir / PENDING, state.complete, state.pending),
+                                            start=state.complete):
+                    writer.write(pos, frame)  # the part an interruption cut short, re-encoded whole
+            # A second Ctrl-C may cut the dreaming of a frame short, never the bookkeeping after it.
             for n, pos, frame in video_frames(dreamer, preset.schedule(), state.video, loop_settings(preset),
                                               preset.tail):
-                _keep(job, state, writer, digest, n, pos, frame)
-                if progress:
-                    progress.update(n + 1)
-                if job.on_frame is not None:
-                    job.on_frame(n)
+                with stop.soft():
+                    _keep(job, state, writer, digest, n, pos, frame)
+                    if progress:
+                        progress.update(n + 1)
+                    if job.on_frame is not None:
+                        job.on_frame(n)
                 if job.stop_after is not None and n + 1 - first >= job.stop_after and n + 1 < total:
                     stop.requested = "stop_after"
                 if stop.requested:
@@ -215,7 +237,7 @@ def _run(job: RenderJob, dreamer: Dreamer, state: RenderState, digest: str, log:
         except BaseException as e:  # keep every finished frame, then report the failure
             error = e
         finally:
-            stop.hard = False  # finishing is quick, and cutting it short would lose the video
+            stop.hard = False  # for good: finishing is quick, and cutting it short would lose the video
             if progress:
                 progress.stop()
         return _finish(job, state, writer, digest, interrupted, error, first, time.perf_counter() - t0, log)
@@ -298,12 +320,12 @@ def _checkpoint_after_writer_failure(state: RenderState, payload: dict, sdir: Pa
     """The writer stopped (a full disk, a dead ffmpeg) before it could checkpoint. If every
     frame since the last complete part is kept losslessly, checkpoint here, so that --resume
     goes on from the last finished frame; otherwise the last checkpoint stands."""
-    kept = [sdir / PENDING / f"{pos:08d}.npy" for pos in range(state.complete, state.shown)]
+    if not pending_intact(sdir / PENDING, state.complete, state.pending):
+        return
     try:
-        for f in kept:
-            np.load(f)
+        sync_files(pending_files(sdir / PENDING, state.complete, state.pending))
         save_checkpoint(payload, sdir / CHECKPOINT)
-    except (OSError, ValueError, EOFError, UserError):
+    except (OSError, UserError):
         pass
 
 
@@ -333,6 +355,15 @@ class _Stop:
                 pass
         return self
 
+    @contextlib.contextmanager
+    def soft(self) -> Iterator[None]:
+        """While inside, a second signal only asks again (it does not interrupt)."""
+        self.hard = False
+        try:
+            yield
+        finally:
+            self.hard = True
+
     def _handle(self, signum, frame) -> None:
         if self.requested and self.hard:
             raise KeyboardInterrupt
@@ -350,7 +381,10 @@ class Progress:
 
     def __init__(self, total: int, done: int, log: Callable[[str], None], tty: bool | None = None):
         self.total, self.first, self.log = total, done, log
-        self.every = float(os.environ.get("ZOOMDREAM_LOG_SECONDS", "10"))
+        try:
+            self.every = float(os.environ.get("ZOOMDREAM_LOG_SECONDS", "10"))
+        except ValueError:
+            self.every = 10.0
         self.t0 = self.last = time.perf_counter()
         self.bar = None
         if sys.stderr.isatty() if tty is None else tty:

@@ -7,7 +7,7 @@ video's length or frame rate stretches the journey rather than cutting it off.""
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 from .objectives import Objective
 from .settings import FRAME_DREAM, DreamSettings, Motion, declared
@@ -43,7 +43,6 @@ class Segment:
     objective: Objective
     params: tuple[tuple[str, Param], ...]
     blend: int = 0  # frames over which objective and numbers cross-fade from the previous segment
-    ease: str = "linear"
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ _DREAM = declared(DreamSettings)
 _MOTION = declared(Motion)
 # A segment's numbers start from the per-frame dream settings and a still camera.
 _DEFAULTS = {**{k: float(getattr(FRAME_DREAM, k) or 0) for k in _DREAM},
-             **{f.name: float(getattr(Motion(), f.name)) for f in fields(Motion)}}
+             **{k: float(getattr(Motion(), k)) for k in _MOTION}}
 
 
 class Schedule:

@@ -79,6 +79,8 @@ class Range(NamedTuple):
                 raise error(source, path, f"must be finite, got {v}", "write a finite number")
             if self.kind is int and not v.is_integer():
                 raise error(source, path, f"must be a whole number, got {v}", "drop the fraction")
+        if isinstance(v, int) and abs(v) > 1e300:  # past what a float holds: float(v) would overflow
+            raise error(source, path, f"is too large, got {show(v)}", "use a smaller number")
         too_low = self.lo is not None and (v < self.lo or (v == self.lo and self.open_lo))
         if too_low or (self.hi is not None and v > self.hi):
             raise error(source, path, f"must be {self.describe()}, got {show(v)}", f"use a value {self.describe()}")

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -92,16 +92,17 @@ class Encoder:
     def __init__(self, path: Path, width: int, height: int, fps: float, crf: int = 18, preset: str = "medium"):
         self.path = Path(path)
         self.frames = 0
-        self._log = tempfile.TemporaryFile()
         # -bf 0: parts are later joined by stream copy, and B-frame reordering leaves each part's
         # timestamps offset, which the concat demuxer turns into duplicated or dropped frames.
+        # No +faststart here: the joined file gets it, and each part would be rewritten for nothing.
         cmd = [
             ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
             "-s", f"{width}x{height}", "-r", _fps_arg(fps), "-i", "-", "-an",
             "-c:v", "libx264", "-preset", preset, "-bf", "0", "-crf", str(crf), "-pix_fmt", "yuv420p",
-            "-movflags", "+faststart", str(self.path),
+            str(self.path),
         ]  # fmt: skip
         self._size = width * height * 3
+        self._log = tempfile.TemporaryFile()
         try:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                           stderr=self._log, start_new_session=True)
@@ -136,6 +137,10 @@ class Encoder:
 
     def abort(self) -> None:
         self._proc.kill()
+        try:
+            self._proc.stdin.close()  # type: ignore[union-attr]
+        except OSError:
+            pass
         self._proc.wait()
         self._log.close()
 
@@ -199,6 +204,8 @@ class PartWriter:
             enc, self._enc = self._enc, None
             enc.close()
             self.finished.append((enc.path.name, enc.frames))
+        if not complete:  # the checkpoint will count these frames: they must survive a power cut
+            sync_files(self.pending.iterdir())
         if callback is not None:
             callback()  # first: should the checkpoint fail, the lossless frames are still there
         if complete:
@@ -243,9 +250,39 @@ def _save_lossless(path: Path, frame: np.ndarray) -> None:
         raise write_error(path, e) from None
 
 
-def load_pending(folder: Path, first: int, count: int) -> list[np.ndarray]:
-    """The lossless frames first…first+count-1 kept by PartWriter."""
-    return [np.load(folder / f"{pos:08d}.npy") for pos in range(first, first + count)]
+def pending_files(folder: Path, first: int, count: int) -> list[Path]:
+    return [folder / f"{pos:08d}.npy" for pos in range(first, first + count)]
+
+
+def load_pending(folder: Path, first: int, count: int) -> Iterator[np.ndarray]:
+    """The lossless frames first…first+count-1 kept by PartWriter, one at a time; a missing or
+    damaged one is a one-line error (the render cannot be resumed to the same video)."""
+    for f in pending_files(folder, first, count):
+        try:
+            yield np.load(f)
+        except (OSError, ValueError, EOFError):
+            raise UserError(f"the lossless frame {f} of an interrupted part is missing or damaged",
+                            "run with --overwrite to start the render again") from None
+
+
+def pending_intact(folder: Path, first: int, count: int) -> bool:
+    """Whether every lossless frame first…first+count-1 is there, whole."""
+    try:
+        for f in pending_files(folder, first, count):
+            np.load(f, mmap_mode="r")  # reads the header and checks the file holds the data
+        return True
+    except (OSError, ValueError, EOFError):
+        return False
+
+
+def sync_files(paths: Iterable[Path]) -> None:
+    """fsync each file: what a checkpoint names must be on the disk before the checkpoint."""
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def concat(parts: list[Path], output: Path) -> None:
