@@ -9,7 +9,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import cv2
 import numpy as np
