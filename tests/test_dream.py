@@ -143,7 +143,7 @@ def test_objective_algebra_round_trips():
     assert [t.kind for t in o.terms] == ["layer", "layer", "class"]
     assert o.terms[1].channels == (5, 6) and o.terms[0].weight == 0.6
     assert parse_objective(str(o)) == o
-    assert not o.tileable and o.wants_prior
+    assert not o.tileable and o.defaults == "natural"
     mix = o.scaled(0.5) + parse_objective("features.3")
     assert mix.terms[0].weight == pytest.approx(0.3) and mix.layers == ["features.10", "features.14", "features.3", "logits"]
     # a '+' in an exponent or in a guide image's path does not split terms

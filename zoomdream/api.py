@@ -6,6 +6,7 @@ declarations (settings.py), so a bad value gets the same one-line UserError from
     out = zoomdream.dream("cat.jpg", objective="features.13")        # H×W×3 uint8
     zoomdream.render("zoom.mp4", preset="deep-zoom", seconds=5)
     for frame in zoomdream.frames(preset="default", frames=10): ...   # H×W×3 uint8
+    grid = zoomdream.atlas("cat.jpg", "atlas.png")                    # every layer's look
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ import torch
 from .dream import Dreamer, DreamStats
 from .errors import UserError
 from .frames import VideoState, LoopState, video_frames
-from .images import check_min_size, load_image, resize_long_side, to_numpy, to_tensor, to_uint8
+from .images import check_min_size, load_image, resize_long_side, save_image, to_numpy, to_tensor, to_uint8
 from .models import Network, load_network, resolve_device
-from .objectives import DEFAULT_OBJECTIVE, parse_objective
+from .objectives import DEFAULT_OBJECTIVE, LOGITS, parse_objective
 from .presets import Preset, check_objective_files, load_preset
 from .render import RenderJob, RenderResult, loop_settings, prepare
 from .render import render as render_job
-from .settings import DEFAULT_MODEL, DreamSettings, StillOptions, build
+from .settings import DEFAULT_MODEL, AtlasOptions, DreamSettings, StillOptions, build
 
 
 def _network(model: str | Network | None, weights: str | Path | None, device: str | torch.device) -> Network:
@@ -60,7 +61,7 @@ def dream(
     dream_settings = build(DreamSettings, settings, source)
     opts = build(StillOptions, {"size": size, "seed": seed, "precision": precision}, source)
     obj = parse_objective(objective or DEFAULT_OBJECTIVE)
-    check_objective_files(obj)
+    check_objective_files(obj, has_input=True)
     as_tensor = isinstance(image, torch.Tensor)
     scale = opts.size if size is not None or isinstance(image, (str, Path)) else 0
     if isinstance(image, (str, Path)):
@@ -72,7 +73,7 @@ def dream(
         image = image.astype(np.float32) / 255 if image.dtype == np.uint8 else image
         image = to_tensor(resize_long_side(image, scale) if scale else image)
     net = _network(model, weights, device)
-    dreamer = Dreamer(net, opts.precision)
+    dreamer = Dreamer(net, opts.precision, to_numpy(image))  # the image is INPUT to its own terms
     dreamer.bound(obj)  # names checked, guide images loaded, before the first step
     x = image.to(net.device)
     if stats is not None:
@@ -126,3 +127,39 @@ def render(
                     gif=Path(gif) if gif else None, resume=resume, overwrite=overwrite, progress=progress,
                     source=source, **({"checkpoint_every": checkpoint_every} if checkpoint_every is not None else {}))
     return render_job(job)
+
+
+def atlas(
+    image: str | Path | np.ndarray,
+    output: str | Path | None = None,
+    model: str | Network | None = None,
+    *,
+    device: str = "auto",
+    weights: str | Path | None = None,
+    progress: bool = False,
+    source: str = "zoomdream.atlas()",
+    **options: Any,
+) -> np.ndarray:
+    """One labelled grid of `image` dreamed at every layer (H×W×3 uint8), written to `output`
+    if given. `options` are AtlasOptions: size (of a cell), layers ("all" or "L1,L2"),
+    channels ("LAYER:N": also the N most excited channels of LAYER), seed."""
+    from .atlas import atlas as make_atlas
+    from .models import net_info
+
+    opts = build(AtlasOptions, options, source)
+    info = net_info(model.backbone.name if isinstance(model, Network) else model or DEFAULT_MODEL)
+    layers = None if opts.layers == "all" else opts.layers.split(",")
+    channels = None
+    if opts.channels is not None:
+        layer, n = opts.channels.split(":")
+        channels = (layer, int(n))
+    for name in [*(layers or []), *([channels[0]] if channels else [])]:
+        if info.layer(name).name == LOGITS:
+            raise UserError(f"{LOGITS} has no positions to dream", "name convolutional layers")
+    if isinstance(image, (str, Path)):
+        image = load_image(image)
+        check_min_size(image, "input image")
+    grid = make_atlas(_network(model, weights, device), image, opts.size, layers, channels, opts.seed, progress)
+    if output is not None:
+        save_image(output, grid)
+    return grid

@@ -24,8 +24,8 @@ from .errors import UserError
 from .objectives import DEFAULT_OBJECTIVE, KINDS, parse_objective
 from .paths import check_dream_paths, check_render_paths
 from .presets import Preset, check_objective_files, check_overrides
-from .settings import (COMMAND_LINE, DEFAULT_MODEL, DreamSettings, RenderOptions, StillOptions, build, declared,
-                       help_text)
+from .settings import (COMMAND_LINE, DEFAULT_MODEL, AtlasOptions, DreamSettings, RenderOptions, StillOptions, build,
+                       declared, help_text)
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   rich_markup_mode=None, help="DeepDream infinite-zoom videos.")
@@ -88,7 +88,7 @@ def dream(
     build(DreamSettings, settings, COMMAND_LINE)
     build(StillOptions, still, COMMAND_LINE)
     if objective is not None:
-        check_objective_files(parse_objective(objective))
+        check_objective_files(parse_objective(objective), has_input=True)
 
     from . import api
     from .dream import DreamStats
@@ -146,6 +146,31 @@ def render(
     print(f"time       {wall:.1f} s wall, {res.seconds_per_frame:.2f} s/frame")
     print(f"stability  {res.stability:.2f} (mean |frame[n+1] - move(frame[n])|, 0-255)")
     print(f"wrote      {res.output}")
+
+
+@app.command()
+@with_settings((AtlasOptions, tuple(declared(AtlasOptions)), None))
+def atlas(
+    image: Path = typer.Argument(..., help="Photo to dream on."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the atlas (.png)."),
+    model: Optional[str] = typer.Option(None, help=f"Backbone (see `zoomdream layers`; default {DEFAULT_MODEL})."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
+    weights: Optional[Path] = typer.Option(None, help="A torchvision state_dict file for the model."),
+    overwrite: bool = typer.Option(False, help="Replace the output if it exists."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar or progress lines."),
+    **options: Any,
+) -> None:
+    """One labelled grid of the photo dreamed at every layer: pick an objective at a glance."""
+    check_dream_paths(image, output, weights, overwrite)
+    build(AtlasOptions, options, COMMAND_LINE)
+
+    from . import api
+
+    t0 = time.perf_counter()
+    grid = api.atlas(image, output, model, device=device, weights=weights, progress=not quiet, source=COMMAND_LINE,
+                     **options)
+    print(f"atlas      {grid.shape[1]}x{grid.shape[0]} in {time.perf_counter() - t0:.1f} s")
+    print(f"wrote      {output}")
 
 
 @app.command()

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -18,9 +20,10 @@ import torch
 import torch.nn.functional as F
 
 from .errors import UserError
-from .images import check_min_size, load_image, resize_long_side, to_tensor
+from .images import check_min_size, fit, load_image, resize_long_side, to_tensor
 from .models import DreamNet, LayerInfo, Network
-from .objectives import Objective, TermFn, parse_objective
+from .motion import theta, warp
+from .objectives import INPUT, Activations, Objective, TermFn, aligned_key, parse_objective
 from .settings import FRAME_DREAM, PRECISIONS, DreamSettings
 
 __all__ = ["DreamSettings", "FRAME_DREAM", "PRECISIONS", "Dreamer", "DreamStats"]
@@ -75,10 +78,32 @@ def tile_spans(length: int, tile: int, stride: int) -> list[tuple[int, int]]:
     return [(a, min(a + size, length)) for a in range(0, length, size)]
 
 
-class Dreamer:
-    """Holds a loaded network and the objectives bound to it; dreams images on its device."""
+def tv_gradient(img: torch.Tensor) -> torch.Tensor:
+    """The gradient of the image's total variation (isotropic, smoothed at 0 so that flat areas
+    have a gradient): the direction that removes speckle and keeps edges."""
+    x = img.detach().requires_grad_(True)
+    dx, dy = x[..., :-1, 1:] - x[..., :-1, :-1], x[..., 1:, :-1] - x[..., :-1, :-1]
+    (g,) = torch.autograd.grad((dx.pow(2) + dy.pow(2) + 1e-4).sqrt().sum(), x)
+    return g
 
-    def __init__(self, network: Network, precision: str = "fp32"):
+
+class Bound(NamedTuple):
+    """An objective made ready for one network: what the dream step runs per gradient."""
+
+    net: DreamNet  # truncated at the deepest layer the objective reads
+    fn: TermFn  # activations → the value to maximise
+    aligned: tuple[tuple[str, str], ...]  # (picture, layer) seen through the frame's window
+    aligned_net: DreamNet | None  # truncated at the deepest of those layers
+
+
+Targets = dict[str, torch.Tensor]  # pictures an objective compares the frame with, by path
+
+
+class Dreamer:
+    """Holds a loaded network and the objectives bound to it; dreams images on its device.
+    `input` is the photo that objectives name as INPUT (an H×W×3 float image)."""
+
+    def __init__(self, network: Network, precision: str = "fp32", input: np.ndarray | None = None):
         if precision not in PRECISIONS:
             raise UserError(f"unknown precision '{precision}'", f"use one of {', '.join(PRECISIONS)}")
         if precision == "fp16" and network.device.type == "cpu":
@@ -87,21 +112,46 @@ class Dreamer:
         self.device = network.device
         self.precision = precision
         self._nets: dict[frozenset[str], DreamNet] = {}
-        self._fns: dict[Objective, tuple[DreamNet, TermFn]] = {}
-        self.images: dict[str, np.ndarray] = {}  # guide images by path, loaded once
-        self.features: dict[tuple[str, str], torch.Tensor] = {}  # their features by (path, layer)
+        self._bound: dict[Objective, Bound] = {}
+        # Images that objectives name, by path, decoded once; their features by (path, layer,
+        # size); and pictures fitted to a frame size by (path, height, width).
+        self.images: dict[str, np.ndarray] = {} if input is None else {INPUT: input}
+        self.features: dict[tuple[str, str, int], torch.Tensor] = {}
+        self._pictures: dict[tuple[str, int, int], torch.Tensor] = {}
 
-    def bound(self, objective: Objective | str) -> tuple[DreamNet, TermFn]:
-        """The truncated network and the objective's function of its activations, made once per
-        objective (a guide image is loaded and its features computed here, before any frame)."""
+    def _net(self, layers: Iterable[str]) -> DreamNet:
+        key = frozenset(layers)
+        if key not in self._nets:
+            self._nets[key] = self.network.truncated(key)
+        return self._nets[key]
+
+    def bound(self, objective: Objective | str) -> Bound:
+        """The objective made ready, once per objective: its images are loaded and their
+        features computed here, before any frame."""
         objective = parse_objective(objective)
-        if objective not in self._fns:
-            key = frozenset(objective.layers)
-            if key not in self._nets:
-                self._nets[key] = self.network.truncated(key)
-            net = self._nets[key]
-            self._fns[objective] = (net, objective.bind(_Binding(self, net, objective)))
-        return self._fns[objective]
+        if objective not in self._bound:
+            net = self._net(objective.layers)
+            fn = objective.bind(_Binding(self, net, objective))
+            aligned = tuple(objective.aligned)
+            aligned_net = self._net(layer for _, layer in aligned) if aligned else None
+            self._bound[objective] = Bound(net, fn, aligned, aligned_net)
+        return self._bound[objective]
+
+    def picture(self, path: str, height: int, width: int) -> torch.Tensor:
+        """A loaded image fitted to a frame (scaled to cover, centre-cropped), on the device."""
+        key = (path, height, width)
+        if key not in self._pictures:
+            self._pictures[key] = to_tensor(fit(self.images[path], width, height), self.device)
+        return self._pictures[key]
+
+    def targets(self, objective: Objective, height: int, width: int, camera: torch.Tensor | None = None) -> Targets:
+        """The pictures the objective compares with a frame of this size, seen by `camera` (3×3,
+        see motion.theta; None: as they are)."""
+        out = {}
+        for path in sorted({p for p, _ in self.bound(objective).aligned}):
+            pic = self.picture(path, height, width)
+            out[path] = pic if camera is None else warp(pic, camera).clamp_(0, 1)
+        return out
 
     def _autocast(self):
         if self.precision == "fp32":
@@ -109,13 +159,24 @@ class Dreamer:
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
 
-    def _grad(self, net: DreamNet, fn: TermFn, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = img.detach()
+    def _activations(self, b: Bound, x: torch.Tensor, targets: Targets, view: torch.Tensor | None) -> Activations:
+        """The objective's activations for image x and, beside them, those of its pictures
+        sent through the same view (not differentiated)."""
         if self.network.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        x.requires_grad_(True)
+        acts = b.net(x if view is None else warp(x, view, "bilinear"))
+        if b.aligned_net is not None:
+            with torch.no_grad():
+                for path, pic in targets.items():
+                    seen = b.aligned_net(pic if view is None else warp(pic, view, "bilinear"))
+                    acts.update({aligned_key(path, layer): seen[layer] for p, layer in b.aligned if p == path})
+        return acts
+
+    def _grad(self, b: Bound, img: torch.Tensor, targets: Targets, view: torch.Tensor | None,
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        x = img.detach().requires_grad_(True)
         with self._autocast():
-            value = fn(net(x))
+            value = b.fn(self._activations(b, x, targets, view))
         (g,) = torch.autograd.grad(value, x)
         return g.float().contiguous(), value.detach()
 
@@ -125,15 +186,19 @@ class Dreamer:
         objective: Objective | str,
         tile: int = 0,
         overlap: int = 0,
+        targets: Targets | None = None,
+        view: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(d objective / d pixels, objective value). Frames larger than `tile` are cut into
-        tiles that each borrow `overlap` pixels of context from their neighbours. The value
-        stays a device tensor: reading it every step would stall a GPU once per step."""
+        tiles that each borrow `overlap` pixels of context from their neighbours; `targets`
+        (the objective's pictures at the image's size; default: as they are) are cut alike, and `view` (3×3, see
+        motion.theta) is how the network looks at each. The value stays a device tensor:
+        reading it every step would stall a GPU once per step."""
         objective = parse_objective(objective)
-        net, fn = self.bound(objective)
-        h, w = img.shape[-2:]
+        b, (h, w) = self.bound(objective), img.shape[-2:]
+        targets = self.targets(objective, h, w) if targets is None else targets
         if tile <= 0 or (h <= tile and w <= tile):
-            return self._grad(net, fn, img)
+            return self._grad(b, img, targets, view)
         if not objective.tileable:
             raise UserError(f"a {w}×{h} frame is too large to dream a class objective whole",
                             "use a smaller size or a larger --tile")
@@ -147,18 +212,19 @@ class Dreamer:
         for ya, yb in tile_spans(h, tile, stride):
             for xa, xb in tile_spans(w, tile, stride):
                 cy, cx = max(0, ya - overlap), max(0, xa - overlap)
-                crop = img[..., cy : min(h, yb + overlap), cx : min(w, xb + overlap)]
-                g, v = self._grad(net, fn, crop)
+                window = (..., slice(cy, min(h, yb + overlap)), slice(cx, min(w, xb + overlap)))
+                g, v = self._grad(b, img[window], {p: t[window] for p, t in targets.items()}, view)
                 grad[..., ya:yb, xa:xb] = g[..., ya - cy : yb - cy, xa - cx : xb - cx]
                 total = total + v.float()
         return grad, total
 
-    def evaluate(self, img: torch.Tensor, objective: Objective | str) -> float:
+    def evaluate(self, img: torch.Tensor, objective: Objective | str, camera: torch.Tensor | None = None) -> float:
         """The objective's value per input pixel (tile-independent, comparable across sizes)."""
-        net, fn = self.bound(objective)
+        objective = parse_objective(objective)
+        targets = self.targets(objective, *img.shape[-2:], camera)
         with torch.no_grad(), self._autocast():
-            x = img.contiguous(memory_format=torch.channels_last) if self.network.channels_last else img
-            return float(fn(net(x))) / (img.shape[-1] * img.shape[-2])
+            value = self.bound(objective).fn(self._activations(self.bound(objective), img, targets, None))
+        return float(value) / (img.shape[-1] * img.shape[-2])
 
     def step(
         self,
@@ -166,22 +232,45 @@ class Dreamer:
         objective: Objective,
         s: DreamSettings,
         generator: torch.Generator,
+        targets: Targets | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One gradient step with the priors; `s` resolved (no None left)."""
         # The random roll also moves the image under the (fixed) tile grid, so tile borders fall
         # on different content every step and no seam can build up.
         j = s.jitter
+        targets = self.targets(objective, *img.shape[-2:]) if targets is None else targets
         dy, dx = (int(v) for v in torch.randint(-j, j + 1 if j else 1, (2,), generator=generator).tolist())
-        rolled = torch.roll(img, shifts=(dy, dx), dims=(2, 3)) if j else img
-        g, value = self.gradient(rolled, objective, s.tile, s.tile_overlap)
+        if j:
+            img_r = torch.roll(img, shifts=(dy, dx), dims=(2, 3))
+            targets = {p: torch.roll(t, shifts=(dy, dx), dims=(2, 3)) for p, t in targets.items()}
+        else:
+            img_r = img
+        g, value = self.gradient(img_r, objective, s.tile, s.tile_overlap, targets, self._view(s, img, generator))
         if j:
             g = torch.roll(g, shifts=(-dy, -dx), dims=(2, 3))
         # Normalising by the mean |gradient| makes step_size mean "pixels changed per step"
         # whatever the layer's activation scale, so one setting works for every objective.
-        img = img + g * (s.step_size / (g.abs().mean() + 1e-8))
-        blur = s.blur if s.blur is not None else (0.5 if objective.wants_prior else 0.0)
-        if blur > 0:
-            img = gaussian_blur(img, blur)
+        scale = s.step_size / (g.abs().mean() + 1e-8)
+        if s.tv > 0:  # a share of the step goes to smoothing, normalised the same way
+            t = tv_gradient(img)
+            img = img + g * ((1 - s.tv) * scale) - t * (s.tv * s.step_size / (t.abs().mean() + 1e-8))
+        else:
+            img = img + g * scale
+        if s.blur > 0:
+            img = gaussian_blur(img, s.blur)
+        if s.decay > 0:
+            img = 0.5 + (1 - s.decay) * (img - 0.5)
         return img.clamp_(0, 1), value
+
+    @staticmethod
+    def _view(s: DreamSettings, img: torch.Tensor, generator: torch.Generator) -> torch.Tensor | None:
+        """A random rescale and rotation of the network's view, or None: an objective that must
+        hold under them grows shapes rather than a pattern tied to one scale and angle."""
+        if s.scale_jitter <= 0 and s.rotate_jitter <= 0:
+            return None  # no draw: the random stream stays what it was without the prior
+        u = torch.rand(2, generator=generator, dtype=torch.float64).tolist()
+        zoom = 1 + s.scale_jitter * (2 * u[0] - 1)
+        return theta(zoom, math.radians(s.rotate_jitter * (2 * u[1] - 1)), 0.0, 0.0, *img.shape[-2:])
 
     def __call__(
         self,
@@ -190,23 +279,32 @@ class Dreamer:
         settings: DreamSettings = DreamSettings(),
         generator: torch.Generator | None = None,
         stats: DreamStats | None = None,
+        camera: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Dream one image (1×3×H×W in [0, 1] on this dreamer's device)."""
+        """Dream one image (1×3×H×W in [0, 1] on this dreamer's device). `camera` (3×3) is how
+        the frame sees the objective's pictures (a video's camera move so far)."""
         objective = parse_objective(objective)
+        settings = settings.resolved(objective.defaults)
         generator = generator if generator is not None else torch.Generator().manual_seed(0)
         img = img.to(self.device, torch.float32)
         if settings.steps <= 0:
             return img
         t0 = time.perf_counter()
         shapes = octave_shapes(img.shape[-2], img.shape[-1], settings)
+        targets = self.targets(objective, *img.shape[-2:], camera)
         detail = torch.zeros(1, 3, *shapes[0], device=self.device)
         x = img
         for shape in shapes:
             base = resize(img, shape)
             detail = resize(detail, shape)
+            seen = {p: resize(t, shape) for p, t in targets.items()}
             x = (base + detail).clamp(0, 1)
-            for _ in range(settings.steps):
-                x, value = self.step(x, objective, settings, generator)
+            for k in range(settings.steps):
+                s = settings
+                if settings.settle > 0:
+                    fall = settings.settle * (1 - 2 * (k + 0.5) / settings.steps)
+                    s = replace(settings, step_size=settings.step_size * (1 + fall))
+                x, value = self.step(x, objective, s, generator, seen)
                 if stats is not None:
                     stats.values.append(float(value))
             detail = x - base
@@ -223,16 +321,20 @@ class _Binding:
     their features are kept by the Dreamer, so that the new objective of every frame of a
     cross-fade binds without reading or computing them again."""
 
-    GUIDE_SIZE = 320  # long side of a guide image: enough texture, cheap features
+    # Decoded images are kept at most this large (long side): more than any term reads.
+    MAX_SIDE = 2048
 
     def __init__(self, dreamer: Dreamer, dreamnet: DreamNet, objective: Objective):
         self.network, self.dreamnet, self._features = dreamer.network, dreamnet, dreamer.features
         self.images = dreamer.images
         for path, what in objective.files:
+            if path == INPUT and INPUT not in self.images:
+                raise UserError(f"the objective names {INPUT}, but there is no input photo",
+                                f"give an input image, or a file in place of {INPUT}")
             if path not in self.images:
                 img = load_image(path, what)
                 check_min_size(img, f"{what} {path}")
-                self.images[path] = resize_long_side(img, self.GUIDE_SIZE)
+                self.images[path] = resize_long_side(img, self.MAX_SIDE) if max(img.shape[:2]) > self.MAX_SIDE else img
 
     def layer(self, name: str) -> LayerInfo:
         return self.network.layer(name)
@@ -240,9 +342,9 @@ class _Binding:
     def class_names(self) -> list[str]:
         return self.network.categories
 
-    def features(self, path: str, layer: str) -> torch.Tensor:
-        if (path, layer) not in self._features:
+    def features(self, path: str, layer: str, size: int) -> torch.Tensor:
+        if (path, layer, size) not in self._features:
             with torch.no_grad():
-                x = to_tensor(self.images[path], self.network.device)
-                self._features[path, layer] = self.dreamnet(x)[layer].float().flatten(2)[0]
-        return self._features[path, layer]
+                x = to_tensor(resize_long_side(self.images[path], size), self.network.device)
+                self._features[path, layer, size] = self.dreamnet(x)[layer].float().flatten(2)[0]
+        return self._features[path, layer, size]

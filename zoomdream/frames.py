@@ -19,9 +19,9 @@ import torch.nn.functional as F
 
 from .dream import Dreamer
 from .images import to_tensor, to_uint8
-from .motion import move
+from .motion import IDENTITY, camera_after, move
 from .schedule import Schedule
-from .settings import DreamSettings, hex_colour
+from .settings import PRIORS, DreamSettings, hex_colour
 
 
 def frame_generator(seed: int, n: int) -> torch.Generator:
@@ -54,6 +54,7 @@ class LoopState:
     index: int  # the next frame to dream
     frame: torch.Tensor  # its input, s[index]
     color_ref: torch.Tensor | None = None  # 2×3 mean/std of frame 0, once dreamed
+    camera: torch.Tensor = IDENTITY  # where frame `index` looks in frame 0's coordinates (motion.theta)
 
 
 def channel_stats(img: torch.Tensor) -> torch.Tensor:
@@ -96,21 +97,24 @@ def dream_frames(dreamer: Dreamer, schedule: Schedule, state: LoopState, loop: L
                  stop: int | None = None) -> Iterator[Frame]:
     """Dream frames state.index … stop-1 (past the schedule's end too: loops dream a tail)."""
     stop = schedule.total if stop is None else stop
-    s, ref = state.frame, state.color_ref
+    s, ref, camera = state.frame, state.color_ref, state.camera
     for n in range(state.index, stop):
         spec = schedule.at(min(n, schedule.total - 1))
         settings = spec.dream
         if n == 0 and loop.warmup:
-            settings = replace(DreamSettings(), tile=settings.tile, tile_overlap=settings.tile_overlap,
-                               blur=settings.blur)
-        d = dreamer(s, spec.objective, settings, frame_generator(loop.seed, n))
+            keep = ("tile", "tile_overlap", *PRIORS)  # a still's steps, the segment's priors
+            settings = replace(DreamSettings(), **{k: getattr(settings, k) for k in keep})
+        # The objective's pictures (content:INPUT) are seen by the camera: the frame keeps the
+        # photo as the zoom has brought it, not as it was at frame 0.
+        d = dreamer(s, spec.objective, settings, frame_generator(loop.seed, n), camera=camera)
         if not torch.isfinite(d).all():
             raise FloatingPointError(f"frame {n} has NaN or inf values")
         if ref is None:
             ref = channel_stats(d)
         moved = move(d, spec.motion, loop.fps)
         s = match_colour(moved, ref, loop.color_strength)
-        yield Frame(n, d, moved, LoopState(n + 1, s, ref))
+        camera = camera_after(camera, spec.motion, loop.fps, *d.shape[-2:])
+        yield Frame(n, d, moved, LoopState(n + 1, s, ref, camera))
 
 
 def loop_blend(tail: np.ndarray, head: np.ndarray, k: int, length: int) -> np.ndarray:

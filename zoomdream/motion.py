@@ -10,20 +10,40 @@ import torch.nn.functional as F
 
 from .settings import Motion
 
-__all__ = ["Motion", "affine_theta", "move"]
+__all__ = ["Motion", "IDENTITY", "affine_theta", "camera_after", "move", "theta", "warp"]
+
+IDENTITY = torch.eye(3, dtype=torch.float64)  # a camera that has not moved
 
 
-def affine_theta(motion: Motion, fps: float, height: int, width: int) -> torch.Tensor:
-    """The 2×3 matrix affine_grid wants: for each output pixel, where to sample the input.
+def theta(zoom: float, radians: float, dx: float, dy: float, height: int, width: int) -> torch.Tensor:
+    """The 3×3 matrix (its top two rows are what affine_grid wants) that maps each output pixel
+    to where it samples the input, in normalised coordinates: input = R(-a) · output / z + pan.
 
     Rotation is done in pixel units (not the normalised [-1, 1] square) so that a non-square
     frame rotates without shearing."""
-    z, a, dx, dy = motion.per_frame(fps)
-    cos, sin = math.cos(a), math.sin(a)
+    cos, sin = math.cos(radians), math.sin(radians)
     ax = width / height  # normalised x units are this many times larger than y units
-    # input = R(-a) · output / z + pan, written in normalised coordinates.
-    theta = [[cos / z, sin / (z * ax), 2 * dx], [-sin * ax / z, cos / z, 2 * dy]]
-    return torch.tensor(theta, dtype=torch.float64)
+    m = [[cos / zoom, sin / (zoom * ax), 2 * dx], [-sin * ax / zoom, cos / zoom, 2 * dy], [0.0, 0.0, 1.0]]
+    return torch.tensor(m, dtype=torch.float64)
+
+
+def affine_theta(motion: Motion, fps: float, height: int, width: int) -> torch.Tensor:
+    """One frame's worth of the camera move, as `theta`."""
+    return theta(*motion.per_frame(fps), height, width)
+
+
+def camera_after(camera: torch.Tensor, motion: Motion, fps: float, height: int, width: int) -> torch.Tensor:
+    """Where the camera looks after one more frame: pixel p of the next frame shows what was at
+    camera · move · p at frame 0."""
+    return camera @ affine_theta(motion, fps, height, width)
+
+
+def warp(img: torch.Tensor, m: torch.Tensor, mode: str = "bicubic", padding: str = "reflection") -> torch.Tensor:
+    """Sample `img` (N×3×H×W) through the 3×3 matrix `m`; differentiable."""
+    h, w = img.shape[-2:]
+    grid = F.affine_grid(m[:2].to(img.device, img.dtype).unsqueeze(0).expand(img.shape[0], 2, 3),
+                         [img.shape[0], img.shape[1], h, w], align_corners=False)
+    return F.grid_sample(img, grid, mode=mode, padding_mode=padding, align_corners=False)
 
 
 def move(img: torch.Tensor, motion: Motion, fps: float) -> torch.Tensor:
@@ -34,9 +54,5 @@ def move(img: torch.Tensor, motion: Motion, fps: float) -> torch.Tensor:
     clamped border would leave streaks."""
     if motion == Motion():
         return img
-    h, w = img.shape[-2:]
-    theta = affine_theta(motion, fps, h, w).to(img.device, torch.float32).unsqueeze(0)
-    grid = F.affine_grid(theta, [1, 3, h, w], align_corners=False)
     # Bicubic keeps the zoomed frame sharp; bilinear would blur a little more every frame.
-    out = F.grid_sample(img, grid, mode="bicubic", padding_mode="reflection", align_corners=False)
-    return out.clamp_(0, 1)
+    return warp(img, affine_theta(motion, fps, *img.shape[-2:]).float()).clamp_(0, 1)

@@ -5,6 +5,8 @@ presets, the command line and the API share one syntax:
     features.13:12,40               only those channels
     class:banana                    an ImageNet class logit
     guide:cat.jpg@features.13       match the frame's features to a guide image's
+    style:tex.png@features.2,features.4   match a texture's Gram matrices
+    content:INPUT@features.4        keep the features of a picture (here the input photo)
     0.6*features.10 + 0.4*features.14:5
 
 Each kind of term is one class in KINDS: how it parses and prints, which names it checks,
@@ -31,6 +33,9 @@ if TYPE_CHECKING:
 # Deep enough for eyes, fur and animal faces on mobilenet_v2, shallow enough to stay fast.
 DEFAULT_OBJECTIVE = "features.13"
 LOGITS = "logits"
+# In place of an image path: the render's (or still's) input photo, so a shipped preset can
+# name it without a file of its own.
+INPUT = "INPUT"
 
 Activations = dict[str, "torch.Tensor"]
 TermFn = Callable[[Activations], "torch.Tensor"]
@@ -45,9 +50,16 @@ class Net(Protocol):
 
 
 class Binding(Net, Protocol):
-    """What binding adds: features of an image a term named (loaded by the binder, not here)."""
+    """What binding adds: features of an image a term named, at `size` px on its long side
+    (loaded by the binder, not here)."""
 
-    def features(self, path: str, layer: str) -> torch.Tensor: ...
+    def features(self, path: str, layer: str, size: int) -> torch.Tensor: ...
+
+
+def aligned_key(path: str, layer: str) -> str:
+    """Where the activations hold a picture's features seen through the frame's own window
+    (same crop, roll and view), for terms that compare them position by position."""
+    return f"{path}\0{layer}"
 
 
 @dataclass(frozen=True)
@@ -57,8 +69,12 @@ class Term:
     kind: ClassVar[str] = ""
     prefix: ClassVar[str] = ""  # "class:"; "" for the kind written as a bare layer name
     syntax: ClassVar[str] = ""  # for hints and --help
+    example: ClassVar[str] = ""  # for hints
     tileable: ClassVar[bool] = True  # per-position terms sum over tiles; pooled ones do not
-    wants_prior: ClassVar[bool] = False  # needs a natural-image prior, or it turns to noise
+    # Which defaults a dream of it takes (settings.DEFAULTS): "plain" amplifies what is there,
+    # "natural" needs a natural-image prior or it turns to noise, "match" and "texture" pull
+    # toward a target and want steps that settle on it.
+    defaults: ClassVar[str] = "plain"
 
     @classmethod
     def parse(cls, body: str, weight: float, text: str) -> Term:
@@ -76,7 +92,14 @@ class Term:
 
     @property
     def files(self) -> tuple[tuple[str, str], ...]:
-        """(path, what it is) of each image the term needs, loaded before binding."""
+        """(path, what it is) of each image the term needs, loaded before binding (INPUT: the
+        input photo)."""
+        return ()
+
+    @property
+    def aligned(self) -> tuple[tuple[str, str], ...]:
+        """(path, layer) of each picture whose features the term compares with the frame's
+        position by position: the dream step sends the picture through the same window."""
         return ()
 
     def check(self, net: Net) -> None:
@@ -167,7 +190,7 @@ class Class(Term):
     prefix: ClassVar[str] = "class:"
     syntax: ClassVar[str] = "class:NAME"
     tileable: ClassVar[bool] = False
-    wants_prior: ClassVar[bool] = True
+    defaults: ClassVar[str] = "natural"
 
     @classmethod
     def parse(cls, body: str, weight: float, text: str) -> Term:
@@ -202,13 +225,15 @@ class Guide(Term):
     kind: ClassVar[str] = "guide"
     prefix: ClassVar[str] = "guide:"
     syntax: ClassVar[str] = "guide:IMAGE@LAYER"
+    example: ClassVar[str] = "guide:cat.jpg@features.13"
+    size: ClassVar[int] = 320  # long side the guide is read at: enough texture, cheap features
 
     @classmethod
     def parse(cls, body: str, weight: float, text: str) -> Term:
-        path, sep, layer = body.rpartition("@")
-        if not sep or not path.strip() or not _LAYER.match(layer.strip()):
-            raise UserError(f"guide term 'guide:{body}' needs IMAGE@LAYER", "write e.g. guide:cat.jpg@features.13")
-        return cls(weight, path.strip(), layer.strip())
+        path, layers = _image_at(body, cls)
+        if len(layers) != 1:
+            raise UserError(f"'{cls.prefix}{body}' names {len(layers)} layers", f"name one, e.g. {cls.example}")
+        return cls(weight, path, layers[0])
 
     def body(self) -> str:
         return f"{self.image}@{self.layer}"
@@ -224,13 +249,139 @@ class Guide(Term):
     def bind(self, net: Binding) -> TermFn:
         info = net.layer(self.layer)
         scale = self.weight * info.stride**2 / info.channels
-        guide = net.features(self.image, self.layer)  # C×M
+        guide = net.features(self.image, self.layer, self.size)  # C×M
         layer = self.layer
 
         def term(acts: Activations) -> torch.Tensor:
             x = acts[layer].float().flatten(2)[0]  # C×N
             best = (x.detach().T @ guide).argmax(dim=1)  # N: the closest guide feature, not differentiated
             return scale * (x * guide[:, best]).sum()
+
+        return term
+
+
+def _image_at(body: str, cls: type[Term]) -> tuple[str, tuple[str, ...]]:
+    """IMAGE@LAYER[,LAYER…] → (image, layers); the image's path may hold '@' itself."""
+    path, sep, names = body.rpartition("@")
+    layers = tuple(n.strip() for n in names.split(","))
+    if not sep or not path.strip() or not all(_LAYER.match(n) for n in layers):
+        form = cls.syntax.removeprefix(cls.prefix)
+        raise UserError(f"'{cls.prefix}{body}' needs {form}", f"write e.g. {cls.example}")
+    return path.strip(), layers
+
+
+def _pixels(a: torch.Tensor, stride: int) -> int:
+    """Input pixels behind an activation map: terms scaled by it are per-pixel comparable with
+    the layer terms and add up over tiles to the whole frame's value."""
+    return a.shape[-2] * a.shape[-1] * stride**2
+
+
+@kind
+@dataclass(frozen=True)
+class Style(Term):
+    """Texture (Gatys et al.): the Gram matrix of each listed layer, its channels' correlations
+    averaged over positions, pulled toward the style image's. Each layer's squared distance is
+    divided by the squared norm of the style's matrix, so every layer counts alike whatever its
+    activation scale. On a tiled frame each tile matches the texture on its own: stricter than
+    matching the whole frame's statistics, and met everywhere instead of on average."""
+
+    image: str = ""
+    names: tuple[str, ...] = ()
+
+    kind: ClassVar[str] = "style"
+    prefix: ClassVar[str] = "style:"
+    syntax: ClassVar[str] = "style:IMAGE@LAYER[,LAYER…]"
+    example: ClassVar[str] = "style:texture.png@features.2,features.4,features.7"
+    size: ClassVar[int] = 512  # long side the style image is read at: sets the texture's scale
+    defaults: ClassVar[str] = "texture"
+    gain: ClassVar[float] = 0.05  # weight 1 pulls about as hard as a deep layer term does
+
+    @classmethod
+    def parse(cls, body: str, weight: float, text: str) -> Term:
+        path, layers = _image_at(body, cls)
+        if LOGITS in layers:
+            raise UserError(f"'{cls.prefix}{body}' names {LOGITS}, which has no positions", "use convolutional layers")
+        return cls(weight, path, tuple(dict.fromkeys(layers)))
+
+    def body(self) -> str:
+        return f"{self.image}@{','.join(self.names)}"
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return self.names
+
+    @property
+    def files(self) -> tuple[tuple[str, str], ...]:
+        return ((self.image, "style image"),)
+
+    def bind(self, net: Binding) -> TermFn:
+        targets = []
+        for layer in self.names:
+            f = net.features(self.image, layer, self.size)  # C×M
+            g = f @ f.T / f.shape[1]
+            targets.append((layer, net.layer(layer).stride, g, float(g.pow(2).sum()) + 1e-12))
+        weight = self.weight * self.gain / len(targets)
+
+        def term(acts: Activations) -> torch.Tensor:
+            total = 0.0
+            for layer, stride, target, norm in targets:
+                a = acts[layer]
+                x = a.float().flatten(2)[0]
+                gram = x @ x.T / x.shape[1]
+                total = total + _pixels(a, stride) * ((gram - target).pow(2).sum() / norm + 1e-12).sqrt()
+            return -weight * total  # type: ignore[return-value]
+
+        return term
+
+
+@kind
+@dataclass(frozen=True)
+class Content(Term):
+    """Feature inversion (Mahendran & Vedaldi): the frame's activations at a layer pulled toward
+    a picture's, position by position, as a mean squared difference relative to the picture's
+    own mean square. The picture is fitted to the frame and seen through the same window each
+    step (crop, roll, view), and in a video it moves with the camera, so what it holds in place
+    is the picture as the camera sees it."""
+
+    image: str = ""
+    layer: str = ""
+
+    kind: ClassVar[str] = "content"
+    prefix: ClassVar[str] = "content:"
+    syntax: ClassVar[str] = "content:IMAGE@LAYER"
+    example: ClassVar[str] = "content:INPUT@features.4"
+    defaults: ClassVar[str] = "match"
+    gain: ClassVar[float] = 1.0
+
+    @classmethod
+    def parse(cls, body: str, weight: float, text: str) -> Term:
+        path, layers = _image_at(body, cls)
+        if len(layers) != 1 or layers[0] == LOGITS:
+            raise UserError(f"'{cls.prefix}{body}' must name one convolutional layer", f"write e.g. {cls.example}")
+        return cls(weight, path, layers[0])
+
+    def body(self) -> str:
+        return f"{self.image}@{self.layer}"
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return (self.layer,)
+
+    @property
+    def files(self) -> tuple[tuple[str, str], ...]:
+        return ((self.image, "content image"),)
+
+    @property
+    def aligned(self) -> tuple[tuple[str, str], ...]:
+        return ((self.image, self.layer),)
+
+    def bind(self, net: Binding) -> TermFn:
+        stride, weight = net.layer(self.layer).stride, self.weight * self.gain
+        layer, key = self.layer, aligned_key(self.image, self.layer)
+
+        def term(acts: Activations) -> torch.Tensor:
+            a, t = acts[layer].float(), acts[key].float()
+            return -weight * _pixels(a, stride) * (a - t).pow(2).mean() / (t.pow(2).mean() + 1e-12)
 
         return term
 
@@ -260,12 +411,23 @@ class Objective:
         return sorted({f for t in self.terms for f in t.files})
 
     @property
+    def aligned(self) -> list[tuple[str, str]]:
+        return sorted({a for t in self.terms for a in t.aligned})
+
+    @property
     def tileable(self) -> bool:
         return all(t.tileable for t in self.terms)
 
     @property
-    def wants_prior(self) -> bool:
-        return any(t.wants_prior for t in self.terms)
+    def defaults(self) -> str:
+        """A class term anywhere needs its prior; targets alone (style, content) want settling
+        steps; any other mix dreams with the plain defaults."""
+        kinds = {t.defaults for t in self.terms}
+        if "natural" in kinds:
+            return "natural"
+        if kinds <= {"match", "texture"}:
+            return kinds.pop() if len(kinds) == 1 else "match"
+        return "plain"
 
     def check(self, net: Net) -> None:
         for t in self.terms:
@@ -288,9 +450,11 @@ def syntax_hint() -> str:
 
 
 # One term, then the '+' that joins it to the next. A '+' inside a weight's exponent (1e+3) or
-# inside a guide image's path (guide:a+b.jpg@features.4) does not split.
+# inside an image's path (guide:a+b.jpg@features.4) does not split.
+_NAME = r"[A-Za-z_][\w.]*"
 _TERM = re.compile(r"\s*(?:(?P<weight>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\*\s*)?"
-                   r"(?P<body>guide:.+?@[A-Za-z_][\w.]*(?=\s*(?:\+|$))|[^+]*)\s*(?P<plus>\+)?")
+                   rf"(?P<body>(?:guide|style|content):.+?@{_NAME}(?:\s*,\s*{_NAME})*(?=\s*(?:\+|$))|[^+]*)"
+                   r"\s*(?P<plus>\+)?")
 
 
 def parse_objective(text: Any) -> Objective:

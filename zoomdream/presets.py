@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError, closest
-from .objectives import DEFAULT_OBJECTIVE, Objective, parse_objective
+from .objectives import DEFAULT_OBJECTIVE, INPUT, Objective, parse_objective
 from .paths import input_file, names_a_file, read_bytes
 from .schedule import EASES, Param, Schedule, Segment
 from .settings import (COMMAND_LINE, DEFAULT_MODEL, MAX_FRAMES, START, Choice, Custom, Kind, Range, check,
@@ -218,9 +218,16 @@ def check_names(preset: Preset) -> None:
             raise error(preset.source, f"segments[{i}].objective", e.problem, e.fix or "") from None
 
 
-def check_objective_files(objective: Objective) -> None:
+def check_objective_files(objective: Objective, has_input: bool | None = None) -> None:
+    """Every image the objective names is a readable file; INPUT needs an input photo (None:
+    not known yet, as when a preset loads)."""
     for path, what in objective.files:
-        input_file(path, what, "check the path after 'guide:'")
+        if path != INPUT:
+            kind = what.split()[0]
+            input_file(path, what, f"check the path after '{kind}:'")
+        elif has_input is False:
+            raise UserError(f"the objective names {INPUT} as its {what}, but no input photo is given",
+                            f"give an input image, or a file in place of {INPUT}")
 
 
 # ------------------------------------------------------------------ loading

@@ -33,6 +33,8 @@ from .frames import LoopSettings, VideoState, LoopState, start_frame, video_fram
 from .images import check_min_size, fit, load_image, save_image
 from .models import Network, load_network, resolve_device
 from .paths import check_render_paths
+from .progress import Progress
+from .objectives import INPUT
 from .presets import Preset, check_objective_files
 from .settings import RenderOptions, check
 from .state import (CHECKPOINT, PENDING, RenderState, StateLock, load_checkpoint, save_checkpoint, state_dir)
@@ -65,7 +67,7 @@ class RenderJob(RenderOptions):
         check_render_paths(self.output, self.input, None, self.weights, self.frames_dir, self.gif,
                            self.overwrite or self.resume)
         for seg in self.preset.segments:
-            check_objective_files(seg.objective)
+            check_objective_files(seg.objective, self.input is not None)
         out, sdir = Path(self.output), state_dir(Path(self.output))
         if sdir.exists() and not sdir.is_dir():
             raise UserError(f"{sdir} is in the way: a render keeps its state in a folder of that name",
@@ -110,7 +112,7 @@ def settings_hash(job: RenderJob, network: Network) -> str:
     for key in ("source", "name", "description"):
         preset.pop(key, None)
     h = hashlib.sha256(json.dumps(preset, sort_keys=True, default=str).encode())
-    files = [job.input] + [path for seg in job.preset.segments for path, _ in seg.objective.files]
+    files = [job.input] + [path for seg in job.preset.segments for path, _ in seg.objective.files if path != INPUT]
     for f in [*files, network.source.path]:
         if f is not None:
             h.update(hashlib.sha256(Path(f).read_bytes()).digest())
@@ -124,7 +126,7 @@ def render(job: RenderJob, log: Callable[[str], None] | None = None) -> RenderRe
     job.check()
     check_ffmpeg()  # before any dreaming: a render that cannot be written is not started
     preset, out = job.preset, Path(job.output)
-    dreamer, start = prepare(preset, None if job.resume else job.input, job.device, job.weights, photo=not job.resume)
+    dreamer, start = prepare(preset, job.input, job.device, job.weights, start=not job.resume)
     digest = settings_hash(job, dreamer.network)
     if job.frames_dir is not None:
         try:
@@ -148,28 +150,36 @@ def render(job: RenderJob, log: Callable[[str], None] | None = None) -> RenderRe
 
 
 def prepare(preset: Preset, input: str | Path | None, device: str, weights: str | Path | None,
-            photo: bool = True) -> tuple[Dreamer, torch.Tensor | None]:
+            start: bool = True) -> tuple[Dreamer, torch.Tensor | None]:
     """Everything a video needs before its first frame, in the order that fails fastest: frame
     0's input (a bad photo fails before the network loads), the network, and every segment's
-    objective bound (a bad guide image fails before any frame). `photo=False`: a resume, which
+    objective bound (a bad guide image fails before any frame). `start=False`: a resume, which
     starts from its checkpoint instead."""
     dev = resolve_device(device)
-    start = first_input(preset, input, dev) if photo else None
-    dreamer = Dreamer(load_network(preset.model, weights, dev), preset.precision)
+    for seg in preset.segments:
+        check_objective_files(seg.objective, input is not None)
+    if start and input is None and preset.start == "photo":
+        raise UserError(f"preset '{preset.name}' starts from a photo", "give an INPUT image")
+    picture = read_photo(input)
+    frame0 = first_input(preset, picture, dev) if start else None
+    dreamer = Dreamer(load_network(preset.model, weights, dev), preset.precision, picture)
     for seg in preset.segments:
         dreamer.bound(seg.objective)
-    return dreamer, start
+    return dreamer, frame0
 
 
-def first_input(preset: Preset, photo: str | Path | None, device: torch.device) -> torch.Tensor:
+def read_photo(path: str | Path | None) -> np.ndarray | None:
+    """The input photo, decoded once: frame 0 starts from it and objectives name it as INPUT."""
+    if path is None:
+        return None
+    img = load_image(path)
+    check_min_size(img, f"input image {path}")
+    return img
+
+
+def first_input(preset: Preset, photo: np.ndarray | None, device: torch.device) -> torch.Tensor:
     """Frame 0's input: the photo fitted to the frame, or the preset's noise or colour."""
-    if photo is None and preset.start == "photo":
-        raise UserError(f"preset '{preset.name}' starts from a photo", "give an INPUT image")
-    img = None
-    if photo is not None:
-        img = load_image(photo)
-        check_min_size(img, f"input image {photo}")
-        img = fit(img, preset.width, preset.height)
+    img = None if photo is None else fit(photo, preset.width, preset.height)
     return start_frame(preset.width, preset.height, preset.start, preset.seed, device, img)
 
 
@@ -372,51 +382,6 @@ class _Stop:
     def __exit__(self, *exc) -> None:
         for sig, old in self._old.items():
             signal.signal(sig, old)  # type: ignore[arg-type]
-
-
-class Progress:
-    """Progress with an ETA: a live bar on a terminal; in a log (stderr redirected, nohup, CI)
-    a plain line after the first frame and then every `every` seconds, so a long render
-    visibly lives. ZOOMDREAM_LOG_SECONDS sets `every`."""
-
-    def __init__(self, total: int, done: int, log: Callable[[str], None], tty: bool | None = None):
-        self.total, self.first, self.log = total, done, log
-        try:
-            self.every = float(os.environ.get("ZOOMDREAM_LOG_SECONDS", "10"))
-        except ValueError:
-            self.every = 10.0
-        self.t0 = self.last = time.perf_counter()
-        self.bar = None
-        if sys.stderr.isatty() if tty is None else tty:
-            from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                       TimeRemainingColumn)
-
-            self.bar = Progress(TextColumn("[bold]dreaming"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                                TimeRemainingColumn(), console=Console(stderr=True), transient=False)
-            self.bar.add_task("frames", total=total, completed=done, rate="")
-            self.bar.start()
-
-    def update(self, done: int) -> None:
-        now = time.perf_counter()
-        per_frame = (now - self.t0) / max(done - self.first, 1)
-        rate = f"{1 / per_frame:.2f} fps" if per_frame <= 1 else f"{per_frame:.1f} s/frame"
-        if self.bar is not None:
-            self.bar.update(self.bar.task_ids[0], completed=done, rate=rate)
-        elif done == self.first + 1 or now - self.last >= self.every or done == self.total:
-            self.last = now
-            eta = _duration(per_frame * (self.total - done))
-            self.log(f"frame {done}/{self.total} ({100 * done // self.total}%), {per_frame:.2f} s/frame, ETA {eta}")
-
-    def stop(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
-def _duration(seconds: float) -> str:
-    s = round(seconds)
-    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 def _with_salvage(error: BaseException, where: str, log: Callable[[str], None]) -> BaseException:

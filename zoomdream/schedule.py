@@ -10,7 +10,7 @@ import bisect
 from dataclasses import dataclass, replace
 
 from .objectives import Objective
-from .settings import FRAME_DREAM, DreamSettings, Motion, declared
+from .settings import BY_OBJECTIVE, FRAME_DREAM, DreamSettings, Motion, declared
 
 EASES = ("linear", "smooth")
 
@@ -89,6 +89,8 @@ class Schedule:
             if before != objective:
                 objective = before.scaled(1 - w) + objective.scaled(w)
         dream = {k: round(values[k]) if f.metadata["check"].kind is int else values[k] for k, f in _DREAM.items()}
-        if "blur" not in dict(seg.params):
-            dream["blur"] = FRAME_DREAM.blur  # None: the objective's own default prior
+        given = dict(seg.params)
+        for k in BY_OBJECTIVE:  # not set by the segment: the objective's own default (None)
+            if k not in given and getattr(FRAME_DREAM, k) is None:
+                dream[k] = None
         return FrameSpec(objective, replace(FRAME_DREAM, **dream), Motion(**{k: values[k] for k in _MOTION}))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -246,20 +247,47 @@ def _start(v: Any, path: str, source: str) -> str:
 # ------------------------------------------------------------------------------------ owners
 
 
+# What a dream setting left at None becomes, by the objective's kind of defaults. Layer,
+# channel and guide dreams ("plain") amplify what is there and need no prior. A class logit
+# ("natural") is pooled over the whole image, so gradient ascent on it alone finds a faint
+# pattern that fools the network at one exact scale and position; random rescaling and
+# rotation each step make only what survives them (a shape) pay, and more, larger steps let
+# the shape form: measured on five classes from noise (scripts/class_images.py), each stays
+# the network's first choice over random views. Content terms alone ("match") pull toward a
+# target; a step of fixed size circles a minimum, so theirs falls within each octave, and
+# inverting a photo takes many. Style alone ("texture") matches statistics that a step of
+# 0.015 overshoots at the shallow layers: its steps are smaller still (tests measure both).
+PLAIN = dict(steps=10, step_size=0.015, settle=0.0, blur=0.0, tv=0.0, decay=0.0, scale_jitter=0.0,
+             rotate_jitter=0.0)
+DEFAULTS = {"plain": PLAIN, "natural": dict(PLAIN, steps=30, step_size=0.03, blur=0.5, scale_jitter=0.1,
+                                            rotate_jitter=10.0),
+            "match": dict(PLAIN, steps=100, step_size=0.015, settle=1.0),
+            "texture": dict(PLAIN, steps=100, step_size=0.005, settle=1.0)}
+
+
+def _prior_help(key: str) -> str:
+    plain = _fmt(PLAIN[key])
+    others = [(name, _fmt(DEFAULTS[kind][key])) for kind, name in (("natural", "class"), ("match", "content alone"),
+                                                                    ("texture", "style alone"))]
+    return f" (default {plain}" + "".join(f"; {name} {v}" for name, v in others if v != plain) + ")"
+
+
 @dataclass(frozen=True)
 class DreamSettings:
     """How hard and at which scales one image is dreamed. The defaults are tuned for
-    mobilenet_v2 on a photo at 512 px. Upper bounds keep a typo (jitter = 1e20) from
-    validating and then failing, or running for ever, inside a render."""
+    mobilenet_v2 on a photo at 512 px; settings left at None take the objective's defaults
+    (see DEFAULTS). Upper bounds keep a
+    typo (jitter = 1e20) from validating and then failing, or running for ever, in a render."""
 
     # Each octave is 1.4× smaller: the classic value. Small enough that features grown at one
     # scale are still meaningful one octave up, large enough that 4 octaves span 2.7×.
     octaves: int = setting(4, Range(int, 1, 12), "Number of octaves (scales)")
     octave_scale: float = setting(1.4, Range(float, 1.0, 4.0, open_lo=True), "Size ratio between octaves")
-    steps: int = setting(10, Range(int, 0, 1000), "Gradient steps per octave")
+    steps: int | None = setting(None, Range(int, 0, 1000), "Gradient steps per octave" + _prior_help("steps"))
     # The gradient is divided by its mean magnitude, so this is the mean pixel change per step
     # whatever the layer, image or weights.
-    step_size: float = setting(0.015, Range(float, 0.0, 1.0, open_lo=True), "Mean pixel change per step, 0–1 units")
+    step_size: float | None = setting(None, Range(float, 0.0, 1.0, open_lo=True),
+                                      "Mean pixel change per step, 0–1 units" + _prior_help("step_size"))
     # moves the network's stride grid (and the tile grid) under the image so no grid shows
     jitter: int = setting(32, Range(int, 0, 1024), "Random roll per step, in pixels")
     # Tiles bound memory (a 1024² pass of mobilenet_v2 to features.13 holds about 1.1 GB for the
@@ -267,12 +295,33 @@ class DreamSettings:
     # comfortably allows.
     tile: int = setting(1024, Range(int, 0, 16384), "Largest side sent through the network at once (0: never tile)")
     tile_overlap: int = setting(64, Range(int, 0, 1024), "Context each tile borrows from its neighbours, px")
-    # None: 0.5 for objectives that want a natural-image prior (class), else 0. Its reflect
-    # padding must stay inside a 32 px frame, hence the bound.
-    blur: float | None = setting(None, Range(float, 0.0, 5.0), "Blur sigma after each step, px (default: 0.5 for "
-                                                               "class objectives, else 0)")
+    # Priors: what keeps an image natural. The blur's reflect padding must stay inside a 32 px
+    # frame, hence its bound.
+    blur: float | None = setting(None, Range(float, 0.0, 5.0), "Blur sigma after each step, px" + _prior_help("blur"))
+    tv: float | None = setting(None, Range(float, 0.0, 1.0),
+                               "Total-variation prior: share of each step spent smoothing" + _prior_help("tv"))
+    decay: float | None = setting(None, Range(float, 0.0, 0.5),
+                                  "L2 decay: pull toward grey by this share each step" + _prior_help("decay"))
+    scale_jitter: float | None = setting(None, Range(float, 0.0, 0.5),
+                                         "Random rescale of the network's view per step, ±" + _prior_help("scale_jitter"))
+    rotate_jitter: float | None = setting(None, Range(float, 0.0, 45.0), "Random rotation of the network's view "
+                                          "per step, ± degrees" + _prior_help("rotate_jitter"))
+    # Steps of one size circle a target instead of reaching it: a falling step size crosses
+    # the distance first and then settles.
+    settle: float | None = setting(None, Range(float, 0.0, 1.0), "Step size falls within each octave, from "
+                                   "(1+settle)× to (1-settle)× (same mean)" + _prior_help("settle"))
     min_octave: int = 48  # never dream an octave smaller than this (px, short side): it only adds noise
 
+    def resolved(self, defaults: str) -> DreamSettings:
+        """Every setting left at None given the objective's default (Objective.defaults)."""
+        table = DEFAULTS[defaults]
+        return dataclasses.replace(self, **{k: v for k, v in table.items() if getattr(self, k) is None})
+
+
+# The settings that default to the objective's own value (see DEFAULTS), and of
+# those, the priors that shape the image (the rest say how long and hard to dream).
+BY_OBJECTIVE = tuple(PLAIN)
+PRIORS = ("blur", "tv", "decay", "scale_jitter", "rotate_jitter")
 
 # Per video frame: the frame before was already dreamed and only moved a little, so a couple of
 # octaves with a few steps keep it dreaming at a fraction of a still's cost.
@@ -322,6 +371,41 @@ class RenderOptions:
 
     checkpoint_every: int = setting(24, Range(int, 1, MAX_FRAMES), "Frames between checkpoints (and MP4 parts)")
     progress: bool = True  # a bar on a terminal, plain lines in a log
+
+
+_NAME = re.compile(r"^[A-Za-z_][\w.]*$")
+
+
+def _layers(v: Any, path: str, source: str) -> str:
+    """"all" or LAYER,LAYER,… (the names are checked against the model once it is known)."""
+    names = [n.strip() for n in v.split(",")] if isinstance(v, str) else []
+    if v != "all" and (not names or not all(_NAME.match(n) for n in names)):
+        raise error(source, path, f"cannot read layers {show(v)}", 'write "all" or e.g. features.4,features.10')
+    return v if v == "all" else ",".join(names)
+
+
+def _channels(v: Any, path: str, source: str) -> str:
+    layer, _, n = v.partition(":") if isinstance(v, str) else ("", "", "")
+    if not _NAME.match(layer.strip()) or not n.strip().isdigit() or not 1 <= int(n) <= ATLAS_MAX_CHANNELS:
+        raise error(source, path, f"cannot read channels {show(v)}",
+                    f"write LAYER:N with N from 1 to {ATLAS_MAX_CHANNELS}, e.g. features.10:8")
+    return f"{layer.strip()}:{int(n)}"
+
+
+ATLAS_MAX_CHANNELS = 64
+
+
+@dataclass(frozen=True)
+class AtlasOptions:
+    """What `atlas` takes: which cells, and how large."""
+
+    # 224 px is the size the network was trained at: every layer shows its own scale of
+    # detail, and 20 cells fit in well under a minute on two cores.
+    size: int = setting(224, Range(int, 32, 1024), "Long side of each cell, px")
+    layers: str = setting("all", Custom(_layers, str, "all|L1,L2,…"), "Layers to dream, one cell each")
+    channels: str | None = setting(None, Custom(_channels, str, "LAYER:N"),
+                                   "Also dream the N most excited channels of LAYER, one cell each")
+    seed: int = seed_setting()
 
 
 def keyframeable() -> dict[str, dataclasses.Field]:

@@ -25,7 +25,7 @@ from .errors import UserError, write_error
 from .frames import LoopState, VideoState
 
 CHECKPOINT = "checkpoint.pt"
-CHECKPOINT_VERSION = 3
+CHECKPOINT_VERSION = 4
 MAGIC = b"zoomdream-checkpoint\n"
 PENDING = "pending"
 
@@ -82,7 +82,7 @@ class RenderState:
         v = self.video
         return {
             "version": CHECKPOINT_VERSION, "hash": digest, "index": v.loop.index, "frame": v.loop.frame.cpu(),
-            "color_ref": None if v.loop.color_ref is None else v.loop.color_ref.cpu(),
+            "color_ref": None if v.loop.color_ref is None else v.loop.color_ref.cpu(), "camera": v.loop.camera,
             "head": [torch.from_numpy(h) for h in v.head], "stab_sum": v.stab_sum, "stab_n": v.stab_n,
             "prev_moved": None if v.prev_moved is None else v.prev_moved.cpu(),
             "every": self.every, "parts": [list(p) for p in self.parts], "pending": self.pending,
@@ -93,7 +93,7 @@ class RenderState:
         def on(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t.to(device)
 
-        loop = LoopState(ck["index"], on(ck["frame"]), on(ck["color_ref"]))  # type: ignore[arg-type]
+        loop = LoopState(ck["index"], on(ck["frame"]), on(ck["color_ref"]), ck["camera"])  # type: ignore[arg-type]
         video = VideoState(loop, [h.numpy() for h in ck["head"]], ck["stab_sum"], ck["stab_n"], on(ck["prev_moved"]))
         return cls(video, ck["every"], [(name, n) for name, n in ck["parts"]], ck["pending"])
 
