@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import os
 import shutil
 import signal
 import sys
