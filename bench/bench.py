@@ -9,6 +9,9 @@ side by side, so they mean more than the absolute seconds.
     scaling    seconds per frame (median after the first) and peak memory, 256 px to 4K
     precision  seconds per step and gradient agreement with fp32
     soak       memory over a 2,000-frame render (RSS every 100 frames)
+    smoothness persistence P = E8 / (8·E1) of every shipped preset, before and with momentum
+    cadence    seconds per output frame and P at cadence 1 and 3 (alternating)
+    draft      the default preset rendered in full and with --draft
 
 Run `python bench/bench.py --help` for options (--only, --device, --quick)."""
 
@@ -32,13 +35,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import zoomdream
 from zoomdream.dream import FRAME_DREAM, DreamSettings, Dreamer
 from zoomdream.frames import LoopState, dream_frames, frame_generator, start_frame
 from zoomdream.images import fit, to_tensor
 from zoomdream.models import IMAGENET_MEAN, IMAGENET_STD, Network, load_network
-from zoomdream.motion import move
+from zoomdream.measure import Smoothness
+from zoomdream.motion import affine_theta, move
 from zoomdream.objectives import parse_objective
-from zoomdream.presets import load_preset
+from zoomdream.images import save_image
+from zoomdream.presets import load_preset, preset_paths
+from zoomdream.schedule import Param
 from zoomdream.render import RenderJob, first_input, loop_settings, render
 
 # The layers the presets use: mobilenet_v2's default, and GoogLeNet's classic inception4c.
@@ -478,8 +485,102 @@ def section_precision(device: torch.device, quick: bool) -> list[str]:
     return rows
 
 
+# ---------------------------------------------------------------------------------------------
+# smoothness, cadence, draft: how the video moves, and what cadence and drafts buy
+
+
+def frames_smoothness(preset, device: torch.device, photo: str | None = None) -> tuple[Smoothness, float]:
+    """Persistence of a preset's frames (measure.Smoothness), and seconds per frame after the
+    first (frame 0's warm-up dream is a fixed cost, not a rate)."""
+    sm, schedule, t0 = Smoothness(), preset.schedule(), 0.0
+    for n, f in enumerate(zoomdream.frames(preset, photo, device=str(device))):
+        if n == 0:
+            t0 = time.perf_counter()
+        motion = schedule.at(min(n, schedule.total - 1)).motion
+        sm.add(to_tensor(f), affine_theta(motion, preset.fps, preset.height, preset.width))
+    return sm, (time.perf_counter() - t0) / max(preset.frames - 1, 1)
+
+
+def before_momentum(preset):
+    """A preset as it was before momentum: no momentum, steps 2.5× smaller (presets' step sizes
+    grew by 2.5× with it: each frame now steps (1 - 0.9) of them)."""
+    def older(key: str, p: Param) -> tuple[str, Param]:
+        return key, Param(tuple((t, v / 2.5) for t, v in p.keys), p.ease) if key == "step_size" else p
+
+    segs = tuple(replace(seg, params=tuple(older(k, p) for k, p in seg.params)) for seg in preset.segments)
+    return replace(preset.with_overrides(momentum=0), segments=segs)
+
+
+def section_smoothness(device: torch.device, quick: bool) -> list[str]:
+    size, frames = (128, 24) if quick else (256, 72)
+    with tempfile.TemporaryDirectory() as tmp:
+        photo = str(Path(tmp) / "chelsea.png")
+        from skimage import data
+
+        save_image(photo, data.chelsea())
+        rows = [f"| preset ({size}², {frames} frames) | P before | E8 before | P | E8 | E1 |", "|---|---|---|---|---|---|"]
+        for name in preset_paths():
+            p = load_preset(name).with_overrides(size=f"{size}x{size}", frames=frames)
+            old, _ = frames_smoothness(before_momentum(p), device, photo)
+            new, _ = frames_smoothness(p, device, photo)
+            rows.append(f"| {name} | {old.persistence:.2f} | {old.E8:.1f} | {new.persistence:.2f} | {new.E8:.1f} "
+                        f"| {new.E1:.1f} |")
+            print(rows[-1], file=sys.stderr, flush=True)
+    return rows
+
+
+def render_rate(preset, device: torch.device) -> tuple[Smoothness, float]:
+    """A real render's smoothness and seconds per output frame after frame 0 (whose warm-up
+    dream is a fixed cost, not a rate)."""
+    stamps: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        res = render(RenderJob(preset=preset, output=Path(tmp) / "c.mp4", device=str(device), progress=False,
+                               on_frame=lambda n: stamps.append(time.perf_counter())), log=lambda m: None)
+    return res.smoothness, (stamps[-1] - stamps[0]) / (len(stamps) - 1)
+
+
+def loop_rate(preset, device: torch.device) -> float:
+    """Seconds per frame of the frame loop alone (no encoder beside it), after frame 0."""
+    stamps = [time.perf_counter() for _ in zoomdream.frames(preset, device=str(device))]
+    return (stamps[-1] - stamps[0]) / (len(stamps) - 1)
+
+
+def section_cadence(device: torch.device, quick: bool) -> list[str]:
+    size, frames, rounds = (256, 24, 1) if quick else (512, 48, 3)
+    base = load_preset("default").with_overrides(size=f"{size}x{size}", frames=frames)
+    runs: dict[int, list[tuple[Smoothness, float]]] = {1: [], 3: []}
+    loops: dict[int, list[float]] = {1: [], 3: []}
+    for _ in range(rounds):  # alternating, so that both see the same machine
+        for k in runs:
+            runs[k].append(render_rate(base.with_overrides(cadence=k), device))
+            loops[k].append(loop_rate(base.with_overrides(cadence=k), device))
+    rows = [f"| cadence ({size}², {frames} frames) | render: s/output frame (median of {rounds}) | frame loop alone "
+            "(no encoder) | P | E8 |", "|---|---|---|---|---|"]
+    per = {k: statistics.median(s for _, s in r) for k, r in runs.items()}
+    alone = {k: statistics.median(r) for k, r in loops.items()}
+    for k, r in runs.items():
+        sm = r[0][0]
+        rows.append(f"| {k} | {per[k]:.3f} | {alone[k]:.3f} | {sm.persistence:.2f} | {sm.E8:.1f} |")
+    rows.append(f"| 3 vs 1 | {per[1] / per[3]:.2f}× fewer | {alone[1] / alone[3]:.2f}× fewer | | |")
+    return rows
+
+
+def section_draft(device: torch.device, quick: bool) -> list[str]:
+    preset = load_preset("default").with_overrides(**({"seconds": 2} if quick else {}))
+    seconds = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for draft in (False, True):
+            t0 = time.perf_counter()
+            zoomdream.render(Path(tmp) / f"{draft}.mp4", preset, device=str(device), draft=draft)
+            seconds[draft] = time.perf_counter() - t0
+    return ["| default preset | full | --draft | ratio |", "|---|---|---|---|",
+            f"| {preset.frames} frames, {preset.width}x{preset.height} | {seconds[False]:.1f} s | {seconds[True]:.1f} s "
+            f"| {seconds[False] / seconds[True]:.1f}× |"]
+
+
 SECTIONS = {"overhead": None, "port": section_port, "overlap": section_overlap, "scaling": section_scaling,
-            "precision": section_precision, "soak": section_soak}
+            "precision": section_precision, "soak": section_soak, "smoothness": section_smoothness,
+            "cadence": section_cadence, "draft": section_draft}
 
 
 def machine(device: torch.device) -> str:

@@ -64,12 +64,15 @@ def test_loop_seam_is_an_ordinary_frame_step(tmp_path):
     assert np.abs(g[0] - g[-1]).mean() > 2.5 * step
 
 
-@pytest.mark.parametrize("name,frames,stop", [("default", 60, 7), ("loop", 40, 5), ("loop", 40, 13)],
-                         ids=["mid-part", "loop-held-back-frames", "loop-mid-part"])
-def test_interrupt_and_resume_give_the_identical_video(tmp_path, name, frames, stop):
+@pytest.mark.parametrize("name,frames,stop,cadence", [("default", 60, 7, 1), ("loop", 40, 5, 1), ("loop", 40, 13, 1),
+                                                      ("default", 40, 8, 3), ("loop", 40, 17, 3)],
+                         ids=["mid-part", "loop-held-back-frames", "loop-mid-part", "cadence-between-dreamed-frames",
+                              "cadence-loop"])
+def test_interrupt_and_resume_give_the_identical_video(tmp_path, name, frames, stop, cadence):
     # The decoded MP4, not just the frames: x264's look-ahead depends on where a part ends, so
-    # the part an interruption cut short must be re-encoded whole on resume.
-    p = small(name, frames=frames, width=96, height=96)
+    # the part an interruption cut short must be re-encoded whole on resume. With cadence 3
+    # the interruption falls between two dreamed frames (7 follows 6, 8 comes before 9).
+    p = small(name, frames=frames, width=96, height=96, cadence=cadence)
     quiet_render(p, tmp_path / "ref.mp4", frames_dir=tmp_path / "ref", checkpoint_every=8)
     out = tmp_path / "r.mp4"
     part = quiet_render(p, out, frames_dir=tmp_path / "r", checkpoint_every=8, stop_after=stop)

@@ -117,12 +117,15 @@ def render(
     overwrite: bool = False,
     checkpoint_every: int | None = None,
     progress: bool = False,
+    draft: bool = False,
     source: str = "zoomdream.render()",
     **overrides: Any,
 ) -> RenderResult:
     """Render a video to `output` (.mp4). `overrides` are preset keys: seconds, frames, fps,
-    size (or width and height), seed, model, loop, crf, precision, …"""
-    job = RenderJob(preset=load_preset(preset).with_overrides(source=source, **overrides), output=Path(output),
+    size (or width and height), seed, model, loop, crf, precision, cadence, momentum, …
+    `draft`: half the size, cadence 6, one octave (Preset.drafted), to judge a preset fast."""
+    p = load_preset(preset).with_overrides(source=source, **overrides)
+    job = RenderJob(preset=p.drafted() if draft else p, draft=draft, output=Path(output),
                     input=input, device=device, weights=weights, frames_dir=Path(frames_dir) if frames_dir else None,
                     gif=Path(gif) if gif else None, resume=resume, overwrite=overwrite, progress=progress,
                     source=source, **({"checkpoint_every": checkpoint_every} if checkpoint_every is not None else {}))

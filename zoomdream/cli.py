@@ -65,7 +65,8 @@ def with_settings(*groups: tuple[type, tuple[str, ...], str | None]) -> Callable
 
 DREAM_FLAGS = (DreamSettings, tuple(declared(DreamSettings)), None)
 STILL_FLAGS = (StillOptions, tuple(declared(StillOptions)), None)
-PRESET_FLAGS = (Preset, ("seconds", "fps", "seed", "model", "precision", "crf", "loop"), "the preset's")
+PRESET_FLAGS = (Preset, ("seconds", "fps", "seed", "model", "precision", "crf", "loop", "cadence", "momentum"),
+                "the preset's")
 RENDER_FLAGS = (RenderOptions, ("checkpoint_every",), None)
 
 
@@ -123,6 +124,7 @@ def render(
     frames_dir: Optional[Path] = typer.Option(None, help="Also keep every frame as a lossless PNG here."),
     gif: Optional[Path] = typer.Option(None, help="Also write a short GIF preview."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar or progress lines."),
+    draft: bool = typer.Option(False, help="A quick look: half the width and height, cadence 6, one octave."),
     **settings: Any,
 ) -> None:
     """Render an infinite-zoom dream video."""
@@ -135,16 +137,22 @@ def render(
 
     t0 = time.perf_counter()
     res = api.render(output, preset, input, device=device, weights=weights, frames_dir=frames_dir, gif=gif,
-                     resume=resume, overwrite=overwrite, checkpoint_every=every, progress=not quiet,
+                     resume=resume, overwrite=overwrite, checkpoint_every=every, progress=not quiet, draft=draft,
                      source=COMMAND_LINE, size=size, frames=frames, **settings)
     wall = time.perf_counter() - t0
     if res.interrupted:
         _echo(f"interrupted: {res.frames} of {res.total} frames are in {res.output}; "
               f"continue with the same command plus --resume")
         raise typer.Exit(143 if res.signal == "SIGTERM" else 130)
-    print(f"frames     {res.frames} at {res.fps:g} fps ({res.frames / res.fps:.1f} s of video), {res.width}x{res.height}")
+    draft = " - DRAFT (half size, cadence 6, one octave)" if res.draft else ""
+    print(f"frames     {res.frames} at {res.fps:g} fps ({res.frames / res.fps:.1f} s of video), {res.width}x{res.height}"
+          + draft)
     print(f"time       {wall:.1f} s wall, {res.seconds_per_frame:.2f} s/frame")
     print(f"stability  {res.stability:.2f} (mean |frame[n+1] - move(frame[n])|, 0-255)")
+    sm = res.smoothness
+    if sm is not None and sm.nk:
+        print(f"smoothness P {sm.persistence:.2f} = E8 {sm.E8:.2f} / (8 x E1 {sm.E1:.2f}) "
+              f"(1: the dream grows, 0.125: it boils)")
     print(f"wrote      {res.output}")
 
 

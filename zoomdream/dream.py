@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from .errors import UserError
 from .images import check_min_size, fit, load_image, resize_long_side, to_tensor
 from .models import DreamNet, LayerInfo, Network
-from .motion import theta, warp
+from .motion import resample, theta, warp
 from .objectives import INPUT, Activations, Objective, TermFn, aligned_key, parse_objective
 from .settings import FRAME_DREAM, PRECISIONS, DreamSettings
 
@@ -150,7 +150,7 @@ class Dreamer:
         out = {}
         for path in sorted({p for p, _ in self.bound(objective).aligned}):
             pic = self.picture(path, height, width)
-            out[path] = pic if camera is None else warp(pic, camera).clamp_(0, 1)
+            out[path] = pic if camera is None else resample(pic, camera)
         return out
 
     def _autocast(self):
@@ -234,7 +234,8 @@ class Dreamer:
         generator: torch.Generator,
         targets: Targets | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One gradient step with the priors; `s` resolved (no None left)."""
+        """One gradient step with the priors (settings left at None: the objective's defaults)."""
+        s = s.resolved(objective.defaults)
         # The random roll also moves the image under the (fixed) tile grid, so tile borders fall
         # on different content every step and no seam can build up.
         j = s.jitter

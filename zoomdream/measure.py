@@ -6,12 +6,13 @@ so a figure in the README and the one a test asserts are computed the same way."
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from .dream import gaussian_blur
+from .motion import resample
 from .models import Network
 from .objectives import LOGITS
 
@@ -74,3 +75,52 @@ def class_score(network: Network, img: torch.Tensor, index: int, views: int = 16
             top1 += int(p.argmax()) == index
             prob += float(p[index])
     return ClassScore(top1 / views, prob / views)
+
+
+def motion_error(later: torch.Tensor, earlier: torch.Tensor, m: torch.Tensor) -> float:
+    """Mean |later − earlier moved by m| over the inner 80% of the frame, in 0–255 units: how
+    much of `later` the camera move alone does not explain (m: 3×3, see motion.theta)."""
+    moved = resample(earlier, m)
+    h, w = later.shape[-2:]
+    y, x = round(h * 0.1), round(w * 0.1)
+    return float((later - moved)[..., y : h - y, x : w - x].abs().mean()) * 255
+
+
+@dataclass
+class Smoothness:
+    """How a video moves, from its frames in order and the camera move after each: Ek is the
+    motion error between frame n and frame n+k (frame n moved by the k camera moves between),
+    and persistence P = E8 / (8·E1). P = 1: every change persists, the dream grows; P = 1/8:
+    what one frame adds the next ones undo, the dream boils."""
+
+    span: int = 8
+    e1: float = 0.0  # sums and counts
+    n1: int = 0
+    ek: float = 0.0
+    nk: int = 0
+    window: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)  # (frame, move after it)
+
+    def add(self, frame: torch.Tensor, step: torch.Tensor) -> None:
+        if self.window:
+            self.e1 += motion_error(frame, self.window[-1][0], self.window[-1][1])
+            self.n1 += 1
+        if len(self.window) == self.span:
+            m = torch.eye(3, dtype=torch.float64)
+            for _, a in self.window:
+                m = m @ a
+            self.ek += motion_error(frame, self.window[0][0], m)
+            self.nk += 1
+            self.window.pop(0)
+        self.window.append((frame, step))
+
+    @property
+    def E1(self) -> float:
+        return self.e1 / max(self.n1, 1)
+
+    @property
+    def E8(self) -> float:
+        return self.ek / max(self.nk, 1)
+
+    @property
+    def persistence(self) -> float:
+        return self.E8 / (self.span * self.E1) if self.nk and self.E1 > 0 else float("nan")

@@ -16,7 +16,7 @@ from .errors import UserError, closest
 from .objectives import DEFAULT_OBJECTIVE, INPUT, Objective, parse_objective
 from .paths import input_file, names_a_file, read_bytes
 from .schedule import EASES, Param, Schedule, Segment
-from .settings import (COMMAND_LINE, DEFAULT_MODEL, MAX_FRAMES, START, Choice, Custom, Kind, Range, check,
+from .settings import (COMMAND_LINE, DEFAULT_MODEL, MAX_FRAMES, START, VIDEO_MIN_SIDE, Choice, Custom, Kind, Range, check,
                        declared, error, keyframeable, parse_size, path_of, precision_setting, seed_setting, setting,
                        show)
 
@@ -51,6 +51,14 @@ class Preset:
     color: str = setting("match", Choice(("match", "off")), "Pull colour statistics toward frame 0's")
     color_strength: float = setting(0.1, Range(float, 0, 1), "How hard colours are pulled each frame")
     warmup: bool = setting(True, Kind(bool), "Dream frame 0 like a still (all octaves), to open on a dream")
+    # Each frame's fresh jitter and steps push details back and forth: carried-over change
+    # averages that boil away while what the dream keeps doing grows (frames.with_momentum).
+    momentum: float = setting(0.9, Range(float, 0, 0.95), "Share of each frame's change carried into the next: "
+                                                         "the dream grows instead of boiling (0: off)")
+    # Deforum's cadence, with exact in-between frames: the camera move between two dreamed
+    # frames is known, so the frames between are both moved to that instant and cross-faded.
+    cadence: int = setting(1, Range(int, 1, 64), "Dream every Nth frame; the frames between are the dreamed "
+                                                 "ones moved to that instant and cross-faded")
     precision: str = precision_setting()
     segments: tuple[Segment, ...] = ()
     source: str = "<built-in>"
@@ -70,11 +78,25 @@ class Preset:
         _check_length(out, path_of("seconds" if "seconds" in given else "frames", source), source)
         return out
 
+    def drafted(self) -> Preset:
+        """A quick look at this preset: half the width and height, cadence 6 (or as many frames
+        as its shortest segment has), one octave per frame. Same seed, motion and objectives."""
+        w, h = (max(VIDEO_MIN_SIDE, v // 4 * 2) for v in (self.width, self.height))
+        one = (("octaves", Param(((0.0, 1.0),))),)
+        segments = tuple(replace(seg, params=tuple(p for p in seg.params if p[0] != "octaves") + one)
+                         for seg in self.segments)
+        bounds = self.schedule().bounds
+        shortest = min(b - a for a, b in zip(bounds, bounds[1:])) if self.segments else DRAFT_CADENCE
+        cadence = max(self.cadence, min(DRAFT_CADENCE, max(shortest, 1)))
+        return replace(self, width=w, height=h, segments=segments, cadence=cadence)
+
     @property
     def tail(self) -> int:
         """Frames dreamed past the end to close a loop (cross-faded into the first ones)."""
         return min(round(self.loop_seconds * self.fps), self.frames // 2) if self.loop else 0
 
+
+DRAFT_CADENCE = 6  # with a quarter of the pixels and one octave: about 30× less dreaming
 
 # Keys that are not settings of their own: size → width/height, frames → seconds.
 EXTRA_KEYS = ("size", "width", "height", "frames")
@@ -110,6 +132,20 @@ def _check_length(preset: Preset, path: str, source: str) -> None:
     if preset.seconds * preset.fps > MAX_FRAMES:
         raise error(source, path, f"{preset.seconds:g} s at {preset.fps:g} fps is more than {MAX_FRAMES} frames",
                     "render a shorter video (or several)")
+    _check_cadence(preset, source)
+
+
+def _check_cadence(preset: Preset, source: str) -> None:
+    """A segment shorter than the cadence would have no dreamed frame of its own."""
+    if preset.cadence == 1 or not preset.segments:
+        return
+    bounds = preset.schedule().bounds
+    shortest = min(range(len(preset.segments)), key=lambda i: bounds[i + 1] - bounds[i])
+    frames = bounds[shortest + 1] - bounds[shortest]
+    if frames < preset.cadence:
+        raise error(source, path_of("cadence", source), f"cadence {preset.cadence} is longer than "
+                    f"segments[{shortest}] ({frames} frames)", f"use a cadence of at most {max(frames, 1)}, "
+                    "or make the segment longer")
 
 
 def parse_preset(data: dict[str, Any], source: str = "<preset>") -> Preset:
@@ -120,6 +156,7 @@ def parse_preset(data: dict[str, Any], source: str = "<preset>") -> Preset:
     if not isinstance(raw_segments, list) or not raw_segments or not all(isinstance(s, dict) for s in raw_segments):
         raise error(source, "segments", "must be a list of tables", "write [[segments]] blocks")
     preset = replace(preset, segments=_parse_segments(raw_segments, preset, source))
+    _check_cadence(preset, source)
     check_names(preset)
     return preset
 

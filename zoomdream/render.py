@@ -33,6 +33,7 @@ from .images import check_min_size, fit, load_image, save_image
 from .models import Network, load_network, resolve_device
 from .paths import check_render_paths
 from .progress import Progress
+from .measure import Smoothness
 from .objectives import INPUT
 from .presets import Preset, check_objective_files
 from .settings import RenderOptions, check
@@ -56,6 +57,7 @@ class RenderJob(RenderOptions):
     gif: Path | None = None  # also write a short GIF preview
     resume: bool = False
     overwrite: bool = False
+    draft: bool = False  # the preset is a draft (Preset.drafted): said in the output line
     stop_after: int | None = None  # stop (as if interrupted) after this many frames; for tests
     on_frame: Callable[[int], None] | None = None  # called with n after frame n is dreamed and kept
     source: str = "zoomdream.render()"  # where the options came from, for messages
@@ -98,6 +100,8 @@ class RenderResult:
     fps: float = 24.0
     width: int = 0
     height: int = 0
+    smoothness: Smoothness | None = None  # E1, E8 and persistence P of the frames dreamed
+    draft: bool = False
 
     @property
     def seconds_per_frame(self) -> float:
@@ -273,7 +277,8 @@ def part_name(pos: int, every: int) -> str:
 
 
 def loop_settings(preset: Preset) -> LoopSettings:
-    return LoopSettings(preset.fps, preset.seed, preset.warmup, preset.color_strength if preset.color == "match" else 0)
+    return LoopSettings(preset.fps, preset.seed, preset.warmup, preset.color_strength if preset.color == "match" else 0,
+                        preset.momentum, preset.cadence)
 
 
 def _checkpoint(state: RenderState, writer: PartWriter, sdir: Path, digest: str, part: str | None) -> None:
@@ -313,7 +318,7 @@ def _finish(job: RenderJob, state: RenderState, writer: PartWriter, digest: str,
             error = error or e
     result = RenderResult(out, shown if joined else 0, preset.frames, seconds, state.video.stability,
                           interrupted is not None or error is not None, state.video.loop.index - first, interrupted,
-                          preset.fps, preset.width, preset.height)
+                          preset.fps, preset.width, preset.height, state.video.smooth, job.draft)
     if error is not None:
         where = (f"the {shown} finished frames are in {out}" if joined
                  else f"the finished frames are kept in {sdir}" if files or state.shown else "no frame was finished")

@@ -23,6 +23,7 @@ import torch
 
 from .errors import UserError, write_error
 from .frames import LoopState, VideoState
+from .measure import Smoothness
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_VERSION = 4
@@ -83,8 +84,9 @@ class RenderState:
         return {
             "version": CHECKPOINT_VERSION, "hash": digest, "index": v.loop.index, "frame": v.loop.frame.cpu(),
             "color_ref": None if v.loop.color_ref is None else v.loop.color_ref.cpu(), "camera": v.loop.camera,
-            "head": [torch.from_numpy(h) for h in v.head], "stab_sum": v.stab_sum, "stab_n": v.stab_n,
-            "prev_moved": None if v.prev_moved is None else v.prev_moved.cpu(),
+            "velocity": _cpu(v.loop.velocity),
+            "head": [torch.from_numpy(h) for h in v.head],
+            "smooth": [v.smooth.e1, v.smooth.n1, v.smooth.ek, v.smooth.nk], "held": _cpu(v.loop.held),
             "every": self.every, "parts": [list(p) for p in self.parts], "pending": self.pending,
         }  # fmt: skip
 
@@ -93,9 +95,15 @@ class RenderState:
         def on(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t.to(device)
 
-        loop = LoopState(ck["index"], on(ck["frame"]), on(ck["color_ref"]), ck["camera"])  # type: ignore[arg-type]
-        video = VideoState(loop, [h.numpy() for h in ck["head"]], ck["stab_sum"], ck["stab_n"], on(ck["prev_moved"]))
+        loop = LoopState(ck["index"], on(ck["frame"]), on(ck["color_ref"]), ck["camera"],  # type: ignore[arg-type]
+                         on(ck["velocity"]), on(ck["held"]))
+        e1, n1, ek, nk = ck["smooth"]
+        video = VideoState(loop, [h.numpy() for h in ck["head"]], Smoothness(e1=e1, n1=n1, ek=ek, nk=nk))
         return cls(video, ck["every"], [(name, n) for name, n in ck["parts"]], ck["pending"])
+
+
+def _cpu(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.cpu()
 
 
 def save_checkpoint(obj: dict, path: Path) -> None:
