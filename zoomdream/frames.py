@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from .dream import Dreamer
 from .images import to_tensor, to_uint8
 from .measure import Smoothness
-from .motion import IDENTITY, affine_theta, camera_after, move, resample
+from .motion import IDENTITY, affine_theta, camera_after, resample
 from .schedule import Schedule
 from .settings import PRIORS, DreamSettings, hex_colour
 
