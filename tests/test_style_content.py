@@ -95,7 +95,7 @@ def test_content_input_keeps_a_render_close_to_its_photo(mobilenet, photo, photo
     start = to_tensor(fit(photo, *size))
     seen = warp(start, camera).clamp(0, 1)
     kept, free = (_feature_distance(mobilenet, to_tensor(last[w]), seen) for w in (1, 0))
-    assert kept * 2 < free, (kept, free)  # measured 0.51 against 3.05
+    assert kept * 2 < free, (kept, free)  # measured 0.33 against 3.34
     assert _feature_distance(mobilenet, to_tensor(last[1]), start) < _feature_distance(mobilenet, to_tensor(last[0]),
                                                                                          start)
 
