@@ -14,6 +14,7 @@ the order a video shows them, closing a loop with a cross-fade."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 from .dream import Dreamer
 from .images import to_tensor, to_uint8
 from .measure import Smoothness
-from .motion import IDENTITY, affine_theta, camera_after, resample
+from .motion import IDENTITY, affine_theta, camera_after, coverage, resample
 from .schedule import Schedule
 from .settings import PRIORS, DreamSettings, hex_colour
 
@@ -106,15 +107,19 @@ def dream_frames(dreamer: Dreamer, schedule: Schedule, state: LoopState, loop: L
     """Frames state.index … stop-1 (past the schedule's end too: loops dream a tail), dreamed
     every loop.cadence-th frame and made from their neighbours between."""
     stop = schedule.total if stop is None else stop
-    k = loop.cadence
+    k, path = loop.cadence, None
     while state.index < stop:
         key = -(-state.index // k) * k  # the next frame to dream
-        d, after = dream_key(dreamer, schedule, state, loop, key)
-        for n in range(state.index, min(key, stop)):  # made from d[key - k] and d[key]
-            img = between(state.held, d, schedule, loop.fps, key - k, n, key)  # type: ignore[arg-type]
+        d, after, nxt_path = dream_key(dreamer, schedule, state, loop, key)
+        if state.index < key:  # frames made from d[key - k] carried on and the change d[key] made
+            if path is None:  # resumed between two dreamed frames: carry d[key - k] on again
+                path = carried(state.held, schedule, loop, after.color_ref, key - k, key)  # type: ignore[arg-type]
+            change = d - state.frame
+        for n in range(state.index, min(key, stop)):
+            img = between(path[n - key + k - 1], change, schedule, loop.fps, key - k, n, key)
             state = replace(state, index=n + 1)
             yield Frame(n, img, state)
-        state = replace(after, index=key + 1)
+        state, path = replace(after, index=key + 1), nxt_path
         if key < stop:
             yield Frame(key, d, state)
 
@@ -124,9 +129,10 @@ def _motion(schedule: Schedule, n: int):
 
 
 def dream_key(dreamer: Dreamer, schedule: Schedule, state: LoopState, loop: LoopSettings,
-              key: int) -> tuple[torch.Tensor, LoopState]:
-    """Dream frame `key` from state.frame; returns it and the state after it: the input of the
-    frame cadence frames on, and the dreamed frame held for the frames between."""
+              key: int) -> tuple[torch.Tensor, LoopState, list[torch.Tensor]]:
+    """Dream frame `key` from state.frame; returns it, the state after it (the input of the
+    frame cadence frames on, and the dreamed frame held for the frames between), and the
+    dreamed frame carried on to each of those frames."""
     spec = schedule.at(min(key, schedule.total - 1))
     settings = spec.dream
     if key == 0 and loop.warmup:
@@ -135,11 +141,11 @@ def dream_key(dreamer: Dreamer, schedule: Schedule, state: LoopState, loop: Loop
     s, x = state.frame, state.frame
     if key > 0 and (loop.momentum > 0 or loop.cadence > 1):
         # A dreamed frame stands for `cadence` frames, and momentum keeps its time constant in
-        # frames (compounded per dreamed frame). Its steps grow by (cadence + 1) / 2: the
-        # cross-fades between dreamed frames carry part of the change, and at cadence 3 this
-        # moves the dream as much over 8 frames (E8) as cadence 1 does (bench, cadence).
+        # frames (compounded per dreamed frame). Its steps grow by √cadence: at cadence 3 that
+        # moves the dream as much over 8 frames (E8) as cadence 1 does (bench, cadence);
+        # cadence× steps moved it more and boiled more.
         settings = settings.resolved(spec.objective.defaults)
-        settings = replace(settings, step_size=settings.step_size * (loop.cadence + 1) / 2)
+        settings = replace(settings, step_size=settings.step_size * math.sqrt(loop.cadence))
         x, settings = with_momentum(s, state.velocity, settings, loop.momentum**loop.cadence)
     # The objective's pictures (content:INPUT) are seen by the camera: the frame keeps the
     # photo as the zoom has brought it, not as it was at frame 0.
@@ -151,9 +157,9 @@ def dream_key(dreamer: Dreamer, schedule: Schedule, state: LoopState, loop: Loop
     m = span_matrix(schedule, loop.fps, key, key + loop.cadence, h, w)
     # Frame 0's change is the warm-up dream itself, not a motion to carry on.
     velocity = resample(d - s, m, clamp=False) if key > 0 and loop.momentum > 0 else None
-    nxt = match_colour(resample(d, m), ref, loop.color_strength)
+    path = carried(d, schedule, loop, ref, key, key + loop.cadence)
     held = d if loop.cadence > 1 else None  # only frames between two dreamed ones need it
-    return d, LoopState(key + loop.cadence, nxt, ref, state.camera @ m, velocity, held)
+    return d, LoopState(key + loop.cadence, path[-1], ref, state.camera @ m, velocity, held), path
 
 
 def span_matrix(schedule: Schedule, fps: float, a: int, b: int, height: int, width: int) -> torch.Tensor:
@@ -165,24 +171,31 @@ def span_matrix(schedule: Schedule, fps: float, a: int, b: int, height: int, wid
     return m
 
 
-def between(earlier: torch.Tensor, later: torch.Tensor, schedule: Schedule, fps: float, a: int, n: int,
+def carried(d: torch.Tensor, schedule: Schedule, loop: LoopSettings, ref: torch.Tensor, a: int,
+            b: int) -> list[torch.Tensor]:
+    """Dreamed frame a carried on frame by frame: frames a+1 … b, each the last one moved by one
+    frame's camera move and pulled toward frame 0's colours, as every frame is at cadence 1.
+    One move at a time, as a viewer (and E1) sees consecutive frames: moving frame n onto n+1
+    gives exactly frame n+1, where one move from frame a straight to each frame would blur each
+    differently and make them shimmer."""
+    out = []
+    for n in range(a, b):
+        d = resample(d, affine_theta(_motion(schedule, n), loop.fps, *d.shape[-2:]))
+        d = match_colour(d, ref, loop.color_strength)
+        out.append(d)
+    return out
+
+
+def between(carried: torch.Tensor, change: torch.Tensor, schedule: Schedule, fps: float, a: int, n: int,
             b: int) -> torch.Tensor:
-    """Frame n between dreamed frames a and b: frame a moved forward to n and frame b moved
-    back to n, cross-faded smoothly from one to the other. Where frame b does not reach (the
-    border a zoom uncovers), frame a alone."""
-    h, w = later.shape[-2:]
-    forward = resample(earlier, span_matrix(schedule, fps, a, n, h, w))
+    """Frame n between dreamed frames a and b: frame a carried on to n, plus the change the
+    dream made at b (d[b] minus its input) moved back to n and faded in smoothly. Where frame b
+    does not reach (the border a zoom uncovers), frame a alone."""
+    h, w = change.shape[-2:]
     back = torch.linalg.inv(span_matrix(schedule, fps, n, b, h, w))
-    backward, inside = resample(later, back, "border"), inside_of(back, h, w).to(later.device)
     t = (n - a) / (b - a)
-    t = t * t * (3 - 2 * t) * inside
-    return forward + t * (backward - forward)
-
-
-def inside_of(m: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """1×1×H×W: 1 where moving by m samples inside the frame, 0 where it falls outside."""
-    grid = F.affine_grid(m[:2].float().unsqueeze(0), [1, 1, height, width], align_corners=False)
-    return (grid.abs() <= 1).all(dim=-1).unsqueeze(1).float()
+    fade = coverage(back, h, w, change.device) * (t * t * (3 - 2 * t))
+    return torch.addcmul(carried, resample(change, back, "border", clamp=False), fade).clamp_(0, 1)
 
 
 def with_momentum(s: torch.Tensor, velocity: torch.Tensor | None, settings: DreamSettings,

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from .settings import Motion
 
-__all__ = ["Motion", "IDENTITY", "affine_theta", "camera_after", "move", "resample", "theta", "warp"]
+__all__ = ["Motion", "IDENTITY", "affine_theta", "camera_after", "coverage", "move", "resample", "theta", "warp"]
 
 IDENTITY = torch.eye(3, dtype=torch.float64)  # a camera that has not moved
 
@@ -71,6 +71,17 @@ def resample(img: torch.Tensor, m: torch.Tensor, padding: str = "reflection", cl
                          borderMode=border)
     out = torch.from_numpy(out).permute(2, 0, 1).unsqueeze(0)  # channels-last memory: what the network takes
     return out.clamp_(0, 1) if clamp else out
+
+
+def coverage(m: torch.Tensor, height: int, width: int, device: torch.device) -> torch.Tensor:
+    """1×1×H×W: 1 where moving a frame by m samples inside it, 0 where it falls outside."""
+    if device.type == "cpu":
+        ones = np.ones((height, width), np.float32)
+        out = cv2.warpAffine(ones, _pixels(m, height, width), (width, height),
+                             flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
+        return torch.from_numpy(out)[None, None]
+    grid = F.affine_grid(m[:2].float().unsqueeze(0), [1, 1, height, width], align_corners=False)
+    return (grid.abs() <= 1).all(dim=-1).unsqueeze(1).float().to(device)
 
 
 def move(img: torch.Tensor, motion: Motion, fps: float) -> torch.Tensor:
