@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 class Progress:
     """Progress with an ETA: a live bar on a terminal; in a log (stderr redirected, nohup, CI)
-    a plain line after the first frame and then every `every` seconds, so a long render
-    visibly lives. ZOOMDREAM_LOG_SECONDS sets `every`."""
+    a plain line after the first unit and then every `every` seconds, so a long job visibly
+    lives. ZOOMDREAM_LOG_SECONDS sets `every`."""
 
     def __init__(self, total: int, done: int, log: Callable[[str], None], tty: bool | None = None,
                  unit: str = "frame"):
@@ -29,8 +29,8 @@ class Progress:
             from rich.progress import Progress as Bar
 
             self.bar = Bar(TextColumn("[bold]dreaming"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                                TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+                           TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                           TimeRemainingColumn(), console=Console(stderr=True), transient=False)
             self.bar.add_task(unit, total=total, completed=done, rate="")
             self.bar.start()
 
