@@ -213,26 +213,20 @@ class Class(Term):
         return lambda acts: weight * acts[LOGITS][:, index].float().sum()
 
 
-@kind
 @dataclass(frozen=True)
-class Guide(Term):
-    """Pull each position of the frame towards the guide image's feature it already resembles
-    most (argmax of the dot product), so the guide's textures grow where they fit."""
+class _ImageAtLayer(Term):
+    """A term about one picture at one layer: IMAGE@LAYER."""
 
     image: str = ""
     layer: str = ""
 
-    kind: ClassVar[str] = "guide"
-    prefix: ClassVar[str] = "guide:"
-    syntax: ClassVar[str] = "guide:IMAGE@LAYER"
-    example: ClassVar[str] = "guide:cat.jpg@features.13"
-    size: ClassVar[int] = 320  # long side the guide is read at: enough texture, cheap features
+    what: ClassVar[str] = ""  # "guide image": names the file in messages
 
     @classmethod
     def parse(cls, body: str, weight: float, text: str) -> Term:
         path, layers = _image_at(body, cls)
-        if len(layers) != 1:
-            raise UserError(f"'{cls.prefix}{body}' names {len(layers)} layers", f"name one, e.g. {cls.example}")
+        if len(layers) != 1 or layers[0] == LOGITS:
+            raise UserError(f"'{cls.prefix}{body}' must name one convolutional layer", f"write e.g. {cls.example}")
         return cls(weight, path, layers[0])
 
     def body(self) -> str:
@@ -244,7 +238,21 @@ class Guide(Term):
 
     @property
     def files(self) -> tuple[tuple[str, str], ...]:
-        return ((self.image, "guide image"),)
+        return ((self.image, self.what),)
+
+
+@kind
+@dataclass(frozen=True)
+class Guide(_ImageAtLayer):
+    """Pull each position of the frame towards the guide image's feature it already resembles
+    most (argmax of the dot product), so the guide's textures grow where they fit."""
+
+    kind: ClassVar[str] = "guide"
+    prefix: ClassVar[str] = "guide:"
+    syntax: ClassVar[str] = "guide:IMAGE@LAYER"
+    example: ClassVar[str] = "guide:cat.jpg@features.13"
+    what: ClassVar[str] = "guide image"
+    size: ClassVar[int] = 320  # long side the guide is read at: enough texture, cheap features
 
     def bind(self, net: Binding) -> TermFn:
         info = net.layer(self.layer)
@@ -336,40 +344,20 @@ class Style(Term):
 
 @kind
 @dataclass(frozen=True)
-class Content(Term):
+class Content(_ImageAtLayer):
     """Feature inversion (Mahendran & Vedaldi): the frame's activations at a layer pulled toward
     a picture's, position by position, as a mean squared difference relative to the picture's
     own mean square. The picture is fitted to the frame and seen through the same window each
     step (crop, roll, view), and in a video it moves with the camera, so what it holds in place
     is the picture as the camera sees it."""
 
-    image: str = ""
-    layer: str = ""
-
     kind: ClassVar[str] = "content"
     prefix: ClassVar[str] = "content:"
     syntax: ClassVar[str] = "content:IMAGE@LAYER"
     example: ClassVar[str] = "content:INPUT@features.4"
+    what: ClassVar[str] = "content image"
     defaults: ClassVar[str] = "match"
     gain: ClassVar[float] = 1.0
-
-    @classmethod
-    def parse(cls, body: str, weight: float, text: str) -> Term:
-        path, layers = _image_at(body, cls)
-        if len(layers) != 1 or layers[0] == LOGITS:
-            raise UserError(f"'{cls.prefix}{body}' must name one convolutional layer", f"write e.g. {cls.example}")
-        return cls(weight, path, layers[0])
-
-    def body(self) -> str:
-        return f"{self.image}@{self.layer}"
-
-    @property
-    def layers(self) -> tuple[str, ...]:
-        return (self.layer,)
-
-    @property
-    def files(self) -> tuple[tuple[str, str], ...]:
-        return ((self.image, "content image"),)
 
     @property
     def aligned(self) -> tuple[tuple[str, str], ...]:
