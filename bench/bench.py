@@ -40,8 +40,8 @@ from zoomdream.dream import FRAME_DREAM, DreamSettings, Dreamer
 from zoomdream.frames import LoopState, dream_frames, frame_generator, start_frame
 from zoomdream.images import fit, to_tensor
 from zoomdream.models import IMAGENET_MEAN, IMAGENET_STD, Network, load_network
-from zoomdream.measure import Smoothness
-from zoomdream.motion import affine_theta, move
+from zoomdream.measure import Smoothness, frames_smoothness
+from zoomdream.motion import move
 from zoomdream.objectives import parse_objective
 from zoomdream.images import save_image
 from zoomdream.presets import load_preset, preset_paths
@@ -489,18 +489,6 @@ def section_precision(device: torch.device, quick: bool) -> list[str]:
 # smoothness, cadence, draft: how the video moves, and what cadence and drafts buy
 
 
-def frames_smoothness(preset, device: torch.device, photo: str | None = None) -> tuple[Smoothness, float]:
-    """Persistence of a preset's frames (measure.Smoothness), and seconds per frame after the
-    first (frame 0's warm-up dream is a fixed cost, not a rate)."""
-    sm, schedule, t0 = Smoothness(), preset.schedule(), 0.0
-    for n, f in enumerate(zoomdream.frames(preset, photo, device=str(device))):
-        if n == 0:
-            t0 = time.perf_counter()
-        motion = schedule.at(min(n, schedule.total - 1)).motion
-        sm.add(to_tensor(f), affine_theta(motion, preset.fps, preset.height, preset.width))
-    return sm, (time.perf_counter() - t0) / max(preset.frames - 1, 1)
-
-
 def before_momentum(preset):
     """A preset as it was before momentum: no momentum, steps 2.5× smaller (presets' step sizes
     grew by 2.5× with it: each frame now steps (1 - 0.9) of them)."""
@@ -521,8 +509,8 @@ def section_smoothness(device: torch.device, quick: bool) -> list[str]:
         rows = [f"| preset ({size}², {frames} frames) | P before | E8 before | P | E8 | E1 |", "|---|---|---|---|---|---|"]
         for name in preset_paths():
             p = load_preset(name).with_overrides(size=f"{size}x{size}", frames=frames)
-            old, _ = frames_smoothness(before_momentum(p), device, photo)
-            new, _ = frames_smoothness(p, device, photo)
+            old, new = (frames_smoothness(zoomdream.frames(q, photo, device=str(device)), q.schedule(), q.fps)
+                        for q in (before_momentum(p), p))
             rows.append(f"| {name} | {old.persistence:.2f} | {old.E8:.1f} | {new.persistence:.2f} | {new.E8:.1f} "
                         f"| {new.E1:.1f} |")
             print(rows[-1], file=sys.stderr, flush=True)

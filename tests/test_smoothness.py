@@ -9,20 +9,15 @@ import torch
 
 import zoomdream
 from conftest import assert_user_error, run_main
-from zoomdream.images import to_tensor
-from zoomdream.measure import Smoothness
-from zoomdream.motion import IDENTITY, affine_theta, resample, theta
+from zoomdream.measure import Smoothness, frames_smoothness
+from zoomdream.motion import IDENTITY, resample, theta
 from zoomdream.presets import load_preset
 from zoomdream.video import read_frames
 from zoomdream.schedule import Param
 
 
 def _smoothness(preset) -> Smoothness:
-    sm, schedule = Smoothness(), preset.schedule()
-    for n, f in enumerate(zoomdream.frames(preset, device="cpu")):
-        motion = schedule.at(min(n, schedule.total - 1)).motion
-        sm.add(to_tensor(f), affine_theta(motion, preset.fps, preset.height, preset.width))
-    return sm
+    return frames_smoothness(zoomdream.frames(preset, device="cpu"), preset.schedule(), preset.fps)
 
 
 def test_persistence_tells_growth_from_boil():

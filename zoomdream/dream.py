@@ -221,9 +221,9 @@ class Dreamer:
     def evaluate(self, img: torch.Tensor, objective: Objective | str, camera: torch.Tensor | None = None) -> float:
         """The objective's value per input pixel (tile-independent, comparable across sizes)."""
         objective = parse_objective(objective)
-        targets = self.targets(objective, *img.shape[-2:], camera)
+        b, targets = self.bound(objective), self.targets(objective, *img.shape[-2:], camera)
         with torch.no_grad(), self._autocast():
-            value = self.bound(objective).fn(self._activations(self.bound(objective), img, targets, None))
+            value = b.fn(self._activations(b, img, targets, None))
         return float(value) / (img.shape[-1] * img.shape[-2])
 
     def step(

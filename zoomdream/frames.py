@@ -4,9 +4,10 @@ then moved (zoomed, rotated, panned) to become the next frame's input.
     d[n]   = dream(s[n])                    the frame shown
     s[n+1] = colour(move(d[n]))             the next frame's input
 
-With cadence K only every K-th frame is dreamed (s[n+K] = colour(move^K(d[n])), one resample
-for the K moves) and the frames between two dreamed ones are made from both: the earlier moved
-forward and the later moved back by the exact camera motion, cross-faded.
+With cadence K only every K-th frame is dreamed: d[n] is carried on one camera move (and
+colour pull) at a time to frames n+1 … n+K, the last of which is the next dreamed frame's
+input, and each frame between also fades in the change the next dreamed frame makes, moved
+back by the exact camera motion to that instant.
 
 Everything a frame needs is derived from (seed, n) and the loop's state, so a loop can stop
 after any frame and resume to the identical result. `video_frames` puts the dreamed frames in
@@ -60,7 +61,7 @@ class LoopState:
     index: int  # the next frame to show
     frame: torch.Tensor  # the input of the next frame to dream (index rounded up to the cadence)
     color_ref: torch.Tensor | None = None  # 2×3 mean/std of frame 0, once dreamed
-    camera: torch.Tensor = IDENTITY  # where frame `index` looks in frame 0's coordinates (motion.theta)
+    camera: torch.Tensor = IDENTITY  # where that dreamed frame looks in frame 0's coordinates (motion.theta)
     velocity: torch.Tensor | None = None  # the dream's last change, moved with the camera (momentum)
     held: torch.Tensor | None = None  # the last dreamed frame, while frames after it are made from it
 
@@ -124,10 +125,6 @@ def dream_frames(dreamer: Dreamer, schedule: Schedule, state: LoopState, loop: L
             yield Frame(key, d, state)
 
 
-def _motion(schedule: Schedule, n: int):
-    return schedule.at(min(n, schedule.total - 1)).motion
-
-
 def dream_key(dreamer: Dreamer, schedule: Schedule, state: LoopState, loop: LoopSettings,
               key: int) -> tuple[torch.Tensor, LoopState, list[torch.Tensor]]:
     """Dream frame `key` from state.frame; returns it, the state after it (the input of the
@@ -167,7 +164,7 @@ def span_matrix(schedule: Schedule, fps: float, a: int, b: int, height: int, wid
     shows what was at span_matrix · p in frame a."""
     m = IDENTITY
     for n in range(a, b):
-        m = camera_after(m, _motion(schedule, n), fps, height, width)
+        m = camera_after(m, schedule.motion(n), fps, height, width)
     return m
 
 
@@ -180,7 +177,7 @@ def carried(d: torch.Tensor, schedule: Schedule, loop: LoopSettings, ref: torch.
     differently and make them shimmer."""
     out = []
     for n in range(a, b):
-        d = resample(d, affine_theta(_motion(schedule, n), loop.fps, *d.shape[-2:]))
+        d = resample(d, affine_theta(schedule.motion(n), loop.fps, *d.shape[-2:]))
         d = match_colour(d, ref, loop.color_strength)
         out.append(d)
     return out
@@ -203,7 +200,7 @@ def with_momentum(s: torch.Tensor, velocity: torch.Tensor | None, settings: Drea
     """A frame's input and steps with momentum: the last change carried on, and steps scaled by
     1 − momentum, so that a change the dream keeps making grows at the rate it would without
     momentum while one it undoes the next frame (the boil) is averaged away. Measured on the
-    default preset: persistence 0.28 → 0.65 (bench: `make bench`, smoothness)."""
+    default preset: persistence 0.28 → 0.67 (bench: `make bench`, smoothness)."""
     x = s if velocity is None else (s + momentum * velocity).clamp(0, 1)
     return x, replace(settings, step_size=settings.step_size * (1 - momentum))
 
@@ -247,7 +244,7 @@ def video_frames(dreamer: Dreamer, schedule: Schedule, state: VideoState, loop: 
         n = fr.index
         state.loop = fr.state
         h, w = fr.image.shape[-2:]
-        state.smooth.add(fr.image, affine_theta(_motion(schedule, n), loop.fps, h, w))
+        state.smooth.add(fr.image, affine_theta(schedule.motion(n), loop.fps, h, w))
         frame = to_uint8(fr.image)
         if n < tail:
             state.head.append(frame)

@@ -6,15 +6,19 @@ so a figure in the README and the one a test asserts are computed the same way."
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .dream import gaussian_blur
-from .motion import resample
+from .images import to_tensor
 from .models import Network
+from .motion import affine_theta, resample
 from .objectives import LOGITS
+from .schedule import Schedule
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
@@ -124,3 +128,12 @@ class Smoothness:
     @property
     def persistence(self) -> float:
         return self.E8 / (self.span * self.E1) if self.nk and self.E1 > 0 else float("nan")
+
+
+def frames_smoothness(frames: Iterable[np.ndarray], schedule: Schedule, fps: float) -> Smoothness:
+    """The Smoothness of H×W×3 uint8 frames in video order, each moved by its schedule's camera."""
+    sm = Smoothness()
+    for n, f in enumerate(frames):
+        img = to_tensor(f)
+        sm.add(img, affine_theta(schedule.motion(n), fps, *img.shape[-2:]))
+    return sm

@@ -75,6 +75,10 @@ class Schedule:
         u = (n - a) / max(b - a - 1, 1)
         return {**_DEFAULTS, **{k: p.at(u) for k, p in seg.params}}
 
+    def motion(self, n: int) -> Motion:
+        """Frame n's camera move (past the end, a loop's tail, the last frame's)."""
+        return self.at(min(n, self.total - 1)).motion
+
     def at(self, n: int) -> FrameSpec:
         i = self.segment_at(n)
         seg = self.segments[i]
