@@ -1,7 +1,8 @@
 """zoomdream: DeepDream infinite-zoom videos.
 
 Data flow, one module per stage: models → objectives → dream → frames (with motion and
-schedule) → video → render (with state); settings, presets, api and cli on top.
+schedule) → video → render (with state); settings, presets, api and cli on top. Footage
+goes clip (reading) → footage (with flow) → video → render.
 
 The public names load on first use (PEP 562), so the command line can check its arguments
 and refuse a bad one before torch is imported (about 3 s)."""
@@ -16,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "dream": "api", "frames": "api", "render": "api", "atlas": "api", "DreamSettings": "dream", "Dreamer": "dream",
-    "DreamStats": "dream", "UserError": "errors", "Network": "models", "load_network": "models", "Motion": "motion",
+    "dream": "api", "frames": "api", "render": "api", "atlas": "api", "dream_video": "api",
+    "DreamSettings": "dream", "Dreamer": "dream", "DreamStats": "dream", "UserError": "errors", "Network": "models", "load_network": "models", "Motion": "motion",
     "Objective": "objectives", "parse_objective": "objectives", "Preset": "presets", "load_preset": "presets",
 }  # fmt: skip
 __all__ = [*_EXPORTS, "__version__"]
 
 if TYPE_CHECKING:
-    from .api import atlas, dream, frames, render
+    from .api import atlas, dream, dream_video, frames, render
     from .dream import DreamSettings, Dreamer, DreamStats
     from .errors import UserError
     from .models import Network, load_network

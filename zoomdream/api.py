@@ -5,6 +5,7 @@ declarations (settings.py), so a bad value gets the same one-line UserError from
     import zoomdream
     out = zoomdream.dream("cat.jpg", objective="features.13")        # H×W×3 uint8
     zoomdream.render("zoom.mp4", preset="deep-zoom", seconds=5)
+    zoomdream.dream_video("clip.mp4", "dreamed.mp4", end=4)         # your footage, dreamed
     for frame in zoomdream.frames(preset="default", frames=10): ...   # H×W×3 uint8
     grid = zoomdream.atlas("cat.jpg", "atlas.png")                    # every layer's look
 """
@@ -25,9 +26,9 @@ from .images import check_min_size, load_image, resize_long_side, save_image, to
 from .models import Network, load_network, resolve_device
 from .objectives import DEFAULT_OBJECTIVE, LOGITS, parse_objective
 from .presets import Preset, check_objective_files, load_preset
-from .render import RenderJob, RenderResult, loop_settings, prepare
+from .render import FootageJob, RenderJob, RenderResult, footage_preset, loop_settings, prepare, render_footage
 from .render import render as render_job
-from .settings import DEFAULT_MODEL, AtlasOptions, DreamSettings, StillOptions, build
+from .settings import DEFAULT_MODEL, AtlasOptions, DreamSettings, FootageOptions, StillOptions, build
 
 
 def _network(model: str | Network | None, weights: str | Path | None, device: str | torch.device) -> Network:
@@ -130,6 +131,48 @@ def render(
                     gif=Path(gif) if gif else None, resume=resume, overwrite=overwrite, progress=progress,
                     source=source, **({"checkpoint_every": checkpoint_every} if checkpoint_every is not None else {}))
     return render_job(job)
+
+
+def dream_video(
+    input: str | Path,
+    output: str | Path,
+    preset: str | Path | Preset = "footage",
+    *,
+    objective: str | None = None,
+    size: str | None = None,
+    flow: str | None = None,
+    blend: float | None = None,
+    start: float | None = None,
+    end: float | None = None,
+    device: str = "auto",
+    weights: str | Path | None = None,
+    frames_dir: str | Path | None = None,
+    gif: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    checkpoint_every: int | None = None,
+    progress: bool = False,
+    source: str = "zoomdream.dream_video()",
+    **overrides: Any,
+) -> RenderResult:
+    """Dream a video file (anything ffmpeg decodes) into `output` (.mp4), frame by frame, with
+    the dream carried along the footage's motion (optical flow) and its audio copied. The clip
+    sets the length and frame rate; `size` ("WxH") crops to an exact size, otherwise the clip
+    keeps its shape inside the preset's size. `flow`: dis, farneback or off; `blend`: share of
+    the last frame's dream carried on; `start`/`end`: seconds of the input. `objective`
+    replaces every segment's; `overrides` are other preset keys (seed, model, crf, precision…).
+    The result's `coherence` is the warping error of the output and of the source."""
+    from .clip import probe
+
+    opts = build(FootageOptions, {"flow": flow, "blend": blend, "start": start, "end": end}, source)
+    clip = probe(input, opts.start, opts.end)
+    p = load_preset(preset).with_overrides(source=source, objective=objective, **overrides)
+    job = FootageJob(preset=footage_preset(p, clip, size, source), clip=clip, flow=opts.flow, blend=opts.blend,
+                     output=Path(output), input=clip.path, device=device, weights=weights,
+                     frames_dir=Path(frames_dir) if frames_dir else None, gif=Path(gif) if gif else None,
+                     resume=resume, overwrite=overwrite, progress=progress, source=source,
+                     **({"checkpoint_every": checkpoint_every} if checkpoint_every is not None else {}))
+    return render_footage(job)
 
 
 def atlas(

@@ -22,10 +22,10 @@ except ImportError:  # pragma: no cover - older typer on click
 
 from .errors import UserError
 from .objectives import DEFAULT_OBJECTIVE, KINDS, parse_objective
-from .paths import check_dream_paths, check_render_paths
+from .paths import check_dream_paths, check_render_paths, input_file
 from .presets import Preset, check_objective_files, check_overrides
-from .settings import (COMMAND_LINE, DEFAULT_MODEL, AtlasOptions, DreamSettings, RenderOptions, StillOptions, build,
-                       declared, help_text)
+from .settings import (COMMAND_LINE, DEFAULT_MODEL, AtlasOptions, DreamSettings, FootageOptions, RenderOptions,
+                       StillOptions, build, declared, help_text)
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   rich_markup_mode=None, help="DeepDream infinite-zoom videos.")
@@ -115,6 +115,7 @@ def render(
     input: Optional[Path] = typer.Argument(None, help="Start photo (optional; presets start from noise otherwise)."),
     output: Path = typer.Option(..., "-o", "--output", help="Video to write (.mp4)."),
     preset: str = typer.Option("default", help="Preset name (see `zoomdream presets`) or a .toml file."),
+    objective: Optional[str] = typer.Option(None, help=OBJECTIVE_HELP + " (default: the preset's)."),
     size: Optional[str] = typer.Option(None, help="Frame size WIDTHxHEIGHT, e.g. 1280x720 (even sides, 32–16384)."),
     frames: Optional[int] = typer.Option(None, help="Video length in frames (instead of --seconds)."),
     weights: Optional[Path] = typer.Option(None, help="A torchvision state_dict file for the model."),
@@ -131,15 +132,19 @@ def render(
     check_render_paths(output, input, preset, weights, frames_dir, gif, overwrite or resume)
     every = settings.pop("checkpoint_every")
     build(RenderOptions, {"checkpoint_every": every}, COMMAND_LINE)
-    check_overrides(COMMAND_LINE, size=size, frames=frames, **settings)
+    check_overrides(COMMAND_LINE, size=size, frames=frames, objective=objective, **settings)
 
     from . import api
 
     t0 = time.perf_counter()
     res = api.render(output, preset, input, device=device, weights=weights, frames_dir=frames_dir, gif=gif,
                      resume=resume, overwrite=overwrite, checkpoint_every=every, progress=not quiet, draft=draft,
-                     source=COMMAND_LINE, size=size, frames=frames, **settings)
-    wall = time.perf_counter() - t0
+                     source=COMMAND_LINE, size=size, frames=frames, objective=objective, **settings)
+    _report(res, time.perf_counter() - t0)
+
+
+def _report(res: Any, wall: float) -> None:
+    """A render's closing lines: what was written, how fast, and how smoothly it moves."""
     if res.interrupted:
         _echo(f"interrupted: {res.frames} of {res.total} frames are in {res.output}; "
               f"continue with the same command plus --resume")
@@ -148,12 +153,56 @@ def render(
     print(f"frames     {res.frames} at {res.fps:g} fps ({res.frames / res.fps:.1f} s of video), {res.width}x{res.height}"
           + draft)
     print(f"time       {wall:.1f} s wall, {res.seconds_per_frame:.2f} s/frame")
-    print(f"stability  {res.stability:.2f} (mean |frame[n+1] - move(frame[n])|, 0-255)")
+    if res.stability is not None:
+        print(f"stability  {res.stability:.2f} (mean |frame[n+1] - move(frame[n])|, 0-255)")
+    co = res.coherence
+    if co is not None and co.output.pairs:
+        print(f"flicker    warping error {co.output.value:.5f} (source video {co.source.value:.5f}; "
+              "mean squared change along the source's flow, pixels 0-1)")
     sm = res.smoothness
     if sm is not None and sm.nk:
         print(f"smoothness P {sm.persistence:.2f} = E8 {sm.E8:.2f} / (8 x E1 {sm.E1:.2f}) "
               f"(1: the dream grows, 0.125: it boils)")
     print(f"wrote      {res.output}")
+
+
+FOOTAGE_PRESET_FLAGS = (Preset, ("seed", "model", "precision", "crf"), "the preset's")
+
+
+@app.command()
+@with_settings((FootageOptions, tuple(declared(FootageOptions)), None), FOOTAGE_PRESET_FLAGS, RENDER_FLAGS)
+def video(
+    input: Path = typer.Argument(..., help="Video to dream (MP4, MOV, WebM, GIF… anything ffmpeg decodes)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Video to write (.mp4), with the input's audio."),
+    preset: str = typer.Option("footage", help="Preset name (see `zoomdream presets`) or a .toml file."),
+    objective: Optional[str] = typer.Option(None, help=OBJECTIVE_HELP + " (default: the preset's)."),
+    size: Optional[str] = typer.Option(None, help="Frame size WIDTHxHEIGHT, cropped to fill (default: the "
+                                                  "input's shape inside the preset's size)."),
+    weights: Optional[Path] = typer.Option(None, help="A torchvision state_dict file for the model."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
+    resume: bool = typer.Option(False, help="Continue an interrupted render of the same output."),
+    overwrite: bool = typer.Option(False, help="Replace the output (and any unfinished render of it)."),
+    frames_dir: Optional[Path] = typer.Option(None, help="Also keep every frame as a lossless PNG here."),
+    gif: Optional[Path] = typer.Option(None, help="Also write a short GIF preview."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar or progress lines."),
+    **settings: Any,
+) -> None:
+    """Dream your own footage: each frame dreamed, the dream carried along its motion."""
+    check_render_paths(output, None, preset, weights, frames_dir, gif, overwrite or resume)
+    input_file(input, "input video")
+    footage = {k: settings.pop(k) for k in declared(FootageOptions)}
+    build(FootageOptions, footage, COMMAND_LINE)
+    every = settings.pop("checkpoint_every")
+    build(RenderOptions, {"checkpoint_every": every}, COMMAND_LINE)
+    check_overrides(COMMAND_LINE, size=size, objective=objective, **settings)
+
+    from . import api
+
+    t0 = time.perf_counter()
+    res = api.dream_video(input, output, preset, objective=objective, size=size, device=device, weights=weights,
+                          frames_dir=frames_dir, gif=gif, resume=resume, overwrite=overwrite, checkpoint_every=every,
+                          progress=not quiet, source=COMMAND_LINE, **footage, **settings)
+    _report(res, time.perf_counter() - t0)
 
 
 @app.command()

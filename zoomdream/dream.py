@@ -233,8 +233,10 @@ class Dreamer:
         s: DreamSettings,
         generator: torch.Generator,
         targets: Targets | None = None,
+        weight: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One gradient step with the priors (settings left at None: the objective's defaults)."""
+        """One gradient step with the priors (settings left at None: the objective's defaults).
+        `weight` (1×1×H×W) scales the step per pixel."""
         s = s.resolved(objective.defaults)
         # The random roll also moves the image under the (fixed) tile grid, so tile borders fall
         # on different content every step and no seam can build up.
@@ -252,6 +254,8 @@ class Dreamer:
         # Normalising by the mean |gradient| makes step_size mean "pixels changed per step"
         # whatever the layer's activation scale, so one setting works for every objective.
         scale = s.step_size / (g.abs().mean() + 1e-8)
+        if weight is not None:
+            scale = scale * weight
         if s.tv > 0:  # a share of the step goes to smoothing, normalised the same way
             t = tv_gradient(img)
             img = img + g * ((1 - s.tv) * scale) - t * (s.tv * s.step_size / (t.abs().mean() + 1e-8))
@@ -281,9 +285,11 @@ class Dreamer:
         generator: torch.Generator | None = None,
         stats: DreamStats | None = None,
         camera: torch.Tensor | None = None,
+        weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Dream one image (1×3×H×W in [0, 1] on this dreamer's device). `camera` (3×3) is how
-        the frame sees the objective's pictures (a video's camera move so far)."""
+        the frame sees the objective's pictures (a video's camera move so far); `weight`
+        (1×1×H×W) scales the steps per pixel (a video's new areas dream harder)."""
         objective = parse_objective(objective)
         settings = settings.resolved(objective.defaults)
         generator = generator if generator is not None else torch.Generator().manual_seed(0)
@@ -299,13 +305,14 @@ class Dreamer:
             base = resize(img, shape)
             detail = resize(detail, shape)
             seen = {p: resize(t, shape) for p, t in targets.items()}
+            w = None if weight is None else resize(weight.to(self.device), shape)
             x = (base + detail).clamp(0, 1)
             for k in range(settings.steps):
                 s = settings
                 if settings.settle > 0:
                     fall = settings.settle * (1 - 2 * (k + 0.5) / settings.steps)
                     s = replace(settings, step_size=settings.step_size * (1 + fall))
-                x, value = self.step(x, objective, s, generator, seen)
+                x, value = self.step(x, objective, s, generator, seen, w)
                 if stats is not None:
                     stats.values.append(float(value))
             detail = x - base

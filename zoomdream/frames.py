@@ -225,10 +225,38 @@ class VideoState:
     smooth: Smoothness = field(default_factory=Smoothness)  # E1, E8, P (after a resume: its sums go on)
 
     @property
+    def index(self) -> int:
+        return self.loop.index
+
+    def to_dict(self) -> dict:
+        loop = self.loop
+        return {"index": loop.index, "frame": loop.frame.cpu(), "color_ref": _cpu(loop.color_ref),
+                "camera": loop.camera, "velocity": _cpu(loop.velocity), "held": _cpu(loop.held),
+                "head": [torch.from_numpy(h) for h in self.head],
+                "smooth": [self.smooth.e1, self.smooth.n1, self.smooth.ek, self.smooth.nk]}
+
+    @classmethod
+    def from_dict(cls, d: dict, device: torch.device) -> VideoState:
+        def on(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device)
+
+        loop = LoopState(d["index"], on(d["frame"]), on(d["color_ref"]), d["camera"], on(d["velocity"]),  # type: ignore[arg-type]
+                         on(d["held"]))
+        e1, n1, ek, nk = d["smooth"]
+        return cls(loop, [h.numpy() for h in d["head"]], Smoothness(e1=e1, n1=n1, ek=ek, nk=nk))
+
+    def figures(self) -> dict:
+        return {"stability": self.stability, "smoothness": self.smooth}
+
+    @property
     def stability(self) -> float:
         """Mean |frame[n+1] − move(frame[n])| in 0–255 units over the inner 80% of the frame
         (E1): how much each frame changes the one before beyond the camera move."""
         return self.smooth.E1
+
+
+def _cpu(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.cpu()
 
 
 def video_frames(dreamer: Dreamer, schedule: Schedule, state: VideoState, loop: LoopSettings,

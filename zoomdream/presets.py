@@ -72,9 +72,22 @@ class Preset:
 
     def with_overrides(self, source: str = COMMAND_LINE, **kw: Any) -> Preset:
         """Apply flags or API keywords (None: not given), validated like the preset's keys.
-        `size` ("WxH", or `width` and `height`) and `frames` are accepted beside its own keys."""
+        `size` ("WxH", or `width` and `height`) and `frames` are accepted beside its own keys, and
+        `objective`, which replaces every segment's."""
         given = {k: v for k, v in kw.items() if v is not None}
+        objective = given.pop("objective", None)
         out = replace(self, **_top_level(given, source, self))
+        if objective is not None:
+            from .models import net_info
+
+            path = path_of("objective", source)
+            obj = _objective(objective, path, source)
+            try:
+                check_objective_files(obj)
+                obj.check(net_info(out.model))
+            except UserError as e:
+                raise error(source, path, e.problem, e.fix or "") from None
+            out = replace(out, segments=tuple(replace(seg, objective=obj) for seg in out.segments))
         _check_length(out, path_of("seconds" if "seconds" in given else "frames", source), source)
         return out
 
@@ -125,7 +138,10 @@ def _top_level(data: dict[str, Any], source: str, base: Preset) -> dict[str, Any
 def check_overrides(source: str = COMMAND_LINE, **kw: Any) -> None:
     """Check each flag or keyword on its own, before a preset (and torch) is loaded; what
     depends on the preset (the length in frames) is checked by `with_overrides`."""
-    _top_level({k: v for k, v in kw.items() if v is not None}, source, Preset())
+    given = {k: v for k, v in kw.items() if v is not None}
+    if "objective" in given:
+        _objective(given.pop("objective"), path_of("objective", source), source)
+    _top_level(given, source, Preset())
 
 
 def _check_length(preset: Preset, path: str, source: str) -> None:
@@ -200,14 +216,17 @@ def _span(seg: dict, where: str, count: int, preset: Preset, source: str) -> tup
     return a, b
 
 
-def _parse_segment(seg: dict, where: str, span: tuple[float, float], length: float, source: str) -> Segment:
-    text = seg.get("objective", DEFAULT_OBJECTIVE)
+def _objective(text: Any, path: str, source: str) -> Objective:
     if not isinstance(text, str):
-        raise error(source, f"{where}.objective", f"must be a string, got {show(text)}", 'write e.g. "features.13"')
+        raise error(source, path, f"must be a string, got {show(text)}", 'write e.g. "features.13"')
     try:
-        objective = parse_objective(text)
+        return parse_objective(text)
     except UserError as e:
-        raise error(source, f"{where}.objective", e.problem, e.fix or "") from None
+        raise error(source, path, e.problem, e.fix or "") from None
+
+
+def _parse_segment(seg: dict, where: str, span: tuple[float, float], length: float, source: str) -> Segment:
+    objective = _objective(seg.get("objective", DEFAULT_OBJECTIVE), f"{where}.objective", source)
     how = Choice(EASES).check(seg.get("ease", "linear"), f"{where}.ease", source)
     blend = Range(int, 0, MAX_FRAMES).check(seg.get("blend", 0), f"{where}.blend", source)
     numbers = keyframeable()

@@ -33,15 +33,17 @@ from .images import check_min_size, fit, load_image, save_image
 from .models import Network, load_network, resolve_device
 from .paths import check_render_paths
 from .progress import Progress
+from .clip import MP4_AUDIO, Clip, read
+from .footage import Coherence, FootageSettings, FootageState, footage_frames
 from .measure import Smoothness
 from .objectives import INPUT
 from .presets import Preset, check_objective_files
 from .settings import RenderOptions, check
-from .state import (CHECKPOINT, PENDING, RenderState, StateLock, load_checkpoint, save_checkpoint, state_dir)
-from .video import (Encoder, PartWriter, check_ffmpeg, concat, gif_preview, load_pending, pending_files,
+from .state import CHECKPOINT, PENDING, RenderState, StateLock, Video, load_checkpoint, save_checkpoint, state_dir
+from .video import (Encoder, PartWriter, Soundtrack, check_ffmpeg, concat, gif_preview, load_pending, pending_files,
                     pending_intact, sync_files)
 
-__all__ = ["RenderJob", "RenderResult", "render", "state_dir", "CHECKPOINT"]
+__all__ = ["FootageJob", "RenderJob", "RenderResult", "render", "render_footage", "state_dir", "CHECKPOINT"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,10 +67,10 @@ class RenderJob(RenderOptions):
     def check(self) -> None:
         """Every path and option, before any work: one line for anything that would fail later."""
         check(RenderOptions, "checkpoint_every", self.checkpoint_every, self.source)
-        check_render_paths(self.output, self.input, None, self.weights, self.frames_dir, self.gif,
+        check_render_paths(self.output, self.photo, None, self.weights, self.frames_dir, self.gif,
                            self.overwrite or self.resume)
         for seg in self.preset.segments:
-            check_objective_files(seg.objective, self.input is not None)
+            check_objective_files(seg.objective, self.photo is not None)
         out, sdir = Path(self.output), state_dir(Path(self.output))
         if sdir.exists() and not sdir.is_dir():
             raise UserError(f"{sdir} is in the way: a render keeps its state in a folder of that name",
@@ -86,21 +88,35 @@ class RenderJob(RenderOptions):
             if out.exists():
                 raise UserError(f"output {out} already exists", "add --overwrite or choose another -o path")
 
+    @property
+    def photo(self) -> str | Path | None:
+        """The photo frame 0 starts from and objectives name as INPUT."""
+        return self.input
 
-@dataclass
+    def decisive(self) -> dict:
+        """What decides the frames beside the preset and the files it reads (settings_hash)."""
+        return {}
+
+    def soundtrack(self, frames: int) -> Soundtrack | None:
+        """The audio of the first `frames` frames of the video, if it has any."""
+        return None
+
+
+@dataclass(kw_only=True)
 class RenderResult:
     output: Path
     frames: int  # frames in the output file
     total: int  # frames the finished video will have
     seconds: float
-    stability: float  # mean |d[n+1] - move(d[n])| in 0–255 units
     interrupted: bool = False
     frames_rendered: int = 0  # dreamed by this run (a resumed render counts from where it resumed)
     signal: str | None = None  # what stopped it early: SIGINT, SIGTERM, …
     fps: float = 24.0
     width: int = 0
     height: int = 0
-    smoothness: Smoothness | None = None  # E1, E8 and persistence P of the frames dreamed
+    stability: float | None = None  # a zoom's mean |d[n+1] - move(d[n])| in 0–255 units
+    smoothness: Smoothness | None = None  # a zoom's E1, E8 and persistence P
+    coherence: Coherence | None = None  # footage's warping error, and its source's
     draft: bool = False
 
     @property
@@ -114,7 +130,7 @@ def settings_hash(job: RenderJob, network: Network) -> str:
     preset = dataclasses.asdict(job.preset)
     for key in ("source", "name", "description"):
         preset.pop(key, None)
-    h = hashlib.sha256(json.dumps(preset, sort_keys=True, default=str).encode())
+    h = hashlib.sha256(json.dumps([preset, job.decisive()], sort_keys=True, default=str).encode())
     files = [job.input] + [path for seg in job.preset.segments for path, _ in seg.objective.files if path != INPUT]
     for f in [*files, network.source.path]:
         if f is not None:
@@ -123,13 +139,88 @@ def settings_hash(job: RenderJob, network: Network) -> str:
     return h.hexdigest()[:16]
 
 
+@dataclass(frozen=True, kw_only=True)
+class FootageJob(RenderJob):
+    """Dreaming a video file (`input`, probed as `clip`): the preset says what to dream and
+    how, the clip sets the length, frame rate and, with the preset's size as the box it is
+    fitted into, the frame size."""
+
+    clip: Clip
+    flow: str = "dis"
+    blend: float = 0.7
+
+    @property
+    def photo(self) -> None:
+        return None
+
+    def check(self) -> None:
+        for seg in self.preset.segments:
+            if any(path == INPUT for path, _ in seg.objective.files):
+                raise UserError(f"a video's objective cannot name {INPUT} (the footage changes every frame)",
+                                f"name an image file in place of {INPUT}")
+        super().check()
+
+    def decisive(self) -> dict:
+        c = self.clip
+        return {"flow": self.flow, "blend": self.blend, "start": c.start, "end": c.end, "frames": c.frames}
+
+    def soundtrack(self, frames: int) -> Soundtrack | None:
+        c = self.clip
+        if c.audio is None:
+            return None
+        whole = frames == c.frames and not c.trimmed  # copied as it is; a part of it is cut and encoded
+        return Soundtrack(c.path, c.start, None if whole else frames / c.fps, copy=whole and c.audio in MP4_AUDIO)
+
+
+def footage_preset(preset: Preset, clip: Clip, size: str | None = None, source: str = "zoomdream.dream_video()",
+                   ) -> Preset:
+    """The preset fitted to a clip: its length and frame rate, and its size (`size`, or the
+    clip's shape inside the preset's size)."""
+    if preset.loop:
+        raise UserError(f"preset '{preset.name}' makes a loop, and a dreamed video follows its footage",
+                        "use a preset without loop = true (e.g. footage)")
+    if preset.cadence > 1:
+        raise UserError(f"preset '{preset.name}' has cadence {preset.cadence}; a dreamed video dreams every frame",
+                        "use a preset without cadence (e.g. footage)")
+    width, height = clip.fitted(preset.width, preset.height) if size is None else (None, None)
+    return preset.with_overrides(source=source, fps=clip.fps, frames=clip.frames, size=size, width=width,
+                                 height=height)
+
+
+def render_footage(job: FootageJob, log: Callable[[str], None] | None = None) -> RenderResult:
+    """Dream a video file, frame by frame, into job.output, with its audio."""
+    job.check()
+    check_ffmpeg()
+    preset = job.preset
+    dreamer = Dreamer(load_network(preset.model, job.weights, resolve_device(job.device)), preset.precision)
+    for seg in preset.segments:
+        dreamer.bound(seg.objective)
+    settings = FootageSettings(preset.fps, preset.seed, job.flow, job.blend)
+
+    def frames(video: FootageState) -> Iterator[tuple[int, int | None, np.ndarray]]:
+        source = read(job.clip, preset.width, preset.height)
+        return footage_frames(dreamer, preset.schedule(), source, video, settings)
+
+    return run(job, dreamer, lambda: FootageState(0), FootageState, frames, log)  # type: ignore[arg-type]
+
+
 def render(job: RenderJob, log: Callable[[str], None] | None = None) -> RenderResult:
-    """Render `job`: set up, then frame by frame (encode, checkpoint, progress), then finish."""
-    log = log or (lambda msg: print(msg, file=sys.stderr))
+    """Render a zoom: set up, then frame by frame (encode, checkpoint, progress), then finish."""
     job.check()
     check_ffmpeg()  # before any dreaming: a render that cannot be written is not started
-    preset, out = job.preset, Path(job.output)
+    preset = job.preset
     dreamer, start = prepare(preset, job.input, job.device, job.weights, start=not job.resume)
+    return run(job, dreamer, lambda: VideoState(LoopState(0, start)), VideoState,  # type: ignore[arg-type]
+               lambda video: video_frames(dreamer, preset.schedule(), video, loop_settings(preset), preset.tail), log)
+
+
+def run(job: RenderJob, dreamer: Dreamer, fresh: Callable[[], Video], kind: type[Video],
+        frames: Callable[[Video], Iterator[tuple[int, int | None, np.ndarray]]],
+        log: Callable[[str], None] | None = None) -> RenderResult:
+    """The part every render shares: the state folder (fresh, or resumed from its checkpoint as
+    a `kind`), then `frames(video)` (n, position in the video, frame) into the encoder."""
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    out, preset = Path(job.output), job.preset
     digest = settings_hash(job, dreamer.network)
     if job.frames_dir is not None:
         try:
@@ -141,13 +232,13 @@ def render(job: RenderJob, log: Callable[[str], None] | None = None) -> RenderRe
     lock = StateLock(sdir, out)
     try:
         if job.resume:
-            state = _resumed(sdir, digest, dreamer.device, log, out, preset)
+            state = _resumed(sdir, digest, dreamer.device, log, out, preset, kind)
             if state.every != job.checkpoint_every:
                 log(f"keeping the interrupted render's {state.every} frames per checkpoint (the parts' boundaries)")
         else:
             _clear(sdir)
-            state = RenderState(VideoState(LoopState(0, start)), job.checkpoint_every)  # type: ignore[arg-type]
-        return _run(job, dreamer, state, digest, log)
+            state = RenderState(fresh(), job.checkpoint_every)
+        return _run(job, state, digest, frames(state.video), log)
     finally:
         lock.release()
 
@@ -194,12 +285,12 @@ def _clear(sdir: Path) -> None:
 
 
 def _resumed(sdir: Path, digest: str, device: torch.device, log: Callable[[str], None], out: Path,
-             preset: Preset) -> RenderState:
+             preset: Preset, kind: type[Video]) -> RenderState:
     ck = load_checkpoint(sdir / CHECKPOINT)
     if ck["hash"] != digest:
         raise UserError(f"settings changed since {out} was started, so resuming would not give the same video",
                         "resume with the original settings, or use --overwrite to start again")
-    state = RenderState.from_checkpoint(ck, device)
+    state = RenderState.from_checkpoint(ck, device, kind)
     known = {name for name, _ in state.parts} | {CHECKPOINT, StateLock.NAME, PENDING}
     for f in sdir.iterdir():  # a part cut short, or written after the checkpoint (a kill), is redone
         if f.name not in known:
@@ -211,14 +302,15 @@ def _resumed(sdir: Path, digest: str, device: torch.device, log: Callable[[str],
     if not pending_intact(sdir / PENDING, state.complete, state.pending):
         raise UserError(f"the lossless frames of the part {out} was cut short in are missing or damaged",
                         "run with --overwrite to start the render again")
-    log(f"resuming {out} at frame {state.video.loop.index}/{preset.frames + preset.tail}")
+    log(f"resuming {out} at frame {state.video.index}/{preset.frames + preset.tail}")
     return state
 
 
-def _run(job: RenderJob, dreamer: Dreamer, state: RenderState, digest: str, log: Callable[[str], None]) -> RenderResult:
+def _run(job: RenderJob, state: RenderState, digest: str, frames: Iterator[tuple[int, int | None, np.ndarray]],
+         log: Callable[[str], None]) -> RenderResult:
     preset, sdir, every = job.preset, state_dir(Path(job.output)), state.every
     total = preset.frames + preset.tail
-    first = state.video.loop.index
+    first = state.video.index
     error: BaseException | None = None
     interrupted: str | None = None
     progress = Progress(total, first, log) if job.progress else None
@@ -232,8 +324,7 @@ def _run(job: RenderJob, dreamer: Dreamer, state: RenderState, digest: str, log:
                                             start=state.complete):
                     writer.write(pos, frame)  # the part an interruption cut short, re-encoded whole
             # A second Ctrl-C may cut the dreaming of a frame short, never the bookkeeping after it.
-            for n, pos, frame in video_frames(dreamer, preset.schedule(), state.video, loop_settings(preset),
-                                              preset.tail):
+            for n, pos, frame in frames:
                 with stop.soft():
                     _keep(job, state, writer, digest, n, pos, frame)
                     if progress:
@@ -251,6 +342,7 @@ def _run(job: RenderJob, dreamer: Dreamer, state: RenderState, digest: str, log:
             error = e
         finally:
             stop.hard = False  # for good: finishing is quick, and cutting it short would lose the video
+            frames.close()  # type: ignore[attr-defined]  # stops a footage reader's ffmpeg now
             if progress:
                 progress.stop()
         return _finish(job, state, writer, digest, interrupted, error, first, time.perf_counter() - t0, log)
@@ -295,7 +387,7 @@ def _finish(job: RenderJob, state: RenderState, writer: PartWriter, digest: str,
             error: BaseException | None, first: int, seconds: float, log: Callable[[str], None]) -> RenderResult:
     """Close the last part, checkpoint if unfinished, join the parts into the output."""
     preset, out, sdir = job.preset, Path(job.output), state_dir(Path(job.output))
-    finished = state.video.loop.index >= preset.frames + preset.tail and interrupted is None and error is None
+    finished = state.video.index >= preset.frames + preset.tail and interrupted is None and error is None
     payload = state.to_checkpoint(digest)
     try:
         writer.close(finished, None if finished else lambda: save_checkpoint(payload, sdir / CHECKPOINT))
@@ -312,13 +404,14 @@ def _finish(job: RenderJob, state: RenderState, writer: PartWriter, digest: str,
     joined = False
     if files:
         try:
-            concat(files, out)
+            concat(files, out, job.soundtrack(shown))
             joined = True
         except Exception as e:  # the parts and the checkpoint stay in the state folder for --resume
             error = error or e
-    result = RenderResult(out, shown if joined else 0, preset.frames, seconds, state.video.stability,
-                          interrupted is not None or error is not None, state.video.loop.index - first, interrupted,
-                          preset.fps, preset.width, preset.height, state.video.smooth, job.draft)
+    result = RenderResult(output=out, frames=shown if joined else 0, total=preset.frames, seconds=seconds,
+                          interrupted=interrupted is not None or error is not None,
+                          frames_rendered=state.video.index - first, signal=interrupted, fps=preset.fps,
+                          width=preset.width, height=preset.height, draft=job.draft, **state.video.figures())
     if error is not None:
         where = (f"the {shown} finished frames are in {out}" if joined
                  else f"the finished frames are kept in {sdir}" if files or state.shown else "no frame was finished")

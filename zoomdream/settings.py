@@ -373,6 +373,25 @@ class RenderOptions:
     progress: bool = True  # a bar on a terminal, plain lines in a log
 
 
+FLOWS = ("dis", "farneback", "off")
+
+
+@dataclass(frozen=True)
+class FootageOptions:
+    """How `video` treats its footage, beside what the preset says to dream."""
+
+    # DIS: fast and accurate enough on real motion (OpenCV); Farneback: the classic dense flow,
+    # smoother on large textureless areas, several times slower.
+    flow: str = setting("dis", Choice(FLOWS), "Optical flow that carries the dream along the footage's motion "
+                                              "(off: carried in place, with no motion compensation)")
+    # 0.7: a fifth of the flicker of dreaming each frame on its own, yet fine detail stays sharp
+    # (higher values average it away); measured in the bench (video).
+    blend: float = setting(0.7, Range(float, 0.0, 0.95), "Share of the last frame's dream carried into the next "
+                                                         "(0: every frame dreamed on its own)")
+    start: float = setting(0.0, Range(float, 0.0, 1e7), "Where to start in the input video, seconds")
+    end: float | None = setting(None, Range(float, 0.0, 1e7, open_lo=True), "Where to stop, seconds (default: its end)")
+
+
 _NAME = re.compile(r"^[A-Za-z_][\w.]*$")
 
 

@@ -18,15 +18,14 @@ import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
 from .errors import UserError, write_error
-from .frames import LoopState, VideoState
-from .measure import Smoothness
 
 CHECKPOINT = "checkpoint.pt"
-CHECKPOINT_VERSION = 4
+CHECKPOINT_VERSION = 5
 MAGIC = b"zoomdream-checkpoint\n"
 PENDING = "pending"
 
@@ -59,12 +58,28 @@ class StateLock:
             self.fd = -1
 
 
+class Video(Protocol):
+    """What a render carries from frame to frame: a zoom's (frames.VideoState) or footage's
+    (footage.FootageState). It knows the next frame to make, how to save itself in a
+    checkpoint, and the figures the render reports."""
+
+    @property
+    def index(self) -> int: ...
+
+    def to_dict(self) -> dict: ...
+
+    @classmethod
+    def from_dict(cls, d: dict, device: torch.device) -> Video: ...
+
+    def figures(self) -> dict: ...
+
+
 @dataclass
 class RenderState:
     """Everything a render carries from frame to frame: the video in the making, the complete
     parts, and how many frames after them wait in pending/ (a part cut short)."""
 
-    video: VideoState
+    video: Video
     every: int  # frames per part: the boundaries are fixed for the whole render
     parts: list[tuple[str, int]] = field(default_factory=list)  # (file name, frames), complete ones
     pending: int = 0
@@ -80,30 +95,14 @@ class RenderState:
         return self.complete + self.pending
 
     def to_checkpoint(self, digest: str) -> dict:
-        v = self.video
-        return {
-            "version": CHECKPOINT_VERSION, "hash": digest, "index": v.loop.index, "frame": v.loop.frame.cpu(),
-            "color_ref": None if v.loop.color_ref is None else v.loop.color_ref.cpu(), "camera": v.loop.camera,
-            "velocity": _cpu(v.loop.velocity),
-            "head": [torch.from_numpy(h) for h in v.head],
-            "smooth": [v.smooth.e1, v.smooth.n1, v.smooth.ek, v.smooth.nk], "held": _cpu(v.loop.held),
-            "every": self.every, "parts": [list(p) for p in self.parts], "pending": self.pending,
-        }  # fmt: skip
+        return {"version": CHECKPOINT_VERSION, "hash": digest, "index": self.video.index, "video": self.video.to_dict(),
+                "every": self.every,
+                "parts": [list(p) for p in self.parts], "pending": self.pending}
 
     @classmethod
-    def from_checkpoint(cls, ck: dict, device: torch.device) -> RenderState:
-        def on(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t.to(device)
-
-        loop = LoopState(ck["index"], on(ck["frame"]), on(ck["color_ref"]), ck["camera"],  # type: ignore[arg-type]
-                         on(ck["velocity"]), on(ck["held"]))
-        e1, n1, ek, nk = ck["smooth"]
-        video = VideoState(loop, [h.numpy() for h in ck["head"]], Smoothness(e1=e1, n1=n1, ek=ek, nk=nk))
-        return cls(video, ck["every"], [(name, n) for name, n in ck["parts"]], ck["pending"])
-
-
-def _cpu(t: torch.Tensor | None) -> torch.Tensor | None:
-    return None if t is None else t.cpu()
+    def from_checkpoint(cls, ck: dict, device: torch.device, kind: type[Video]) -> RenderState:
+        return cls(kind.from_dict(ck["video"], device), ck["every"], [(name, n) for name, n in ck["parts"]],
+                   ck["pending"])
 
 
 def save_checkpoint(obj: dict, path: Path) -> None:

@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -285,9 +286,29 @@ def sync_files(paths: Iterable[Path]) -> None:
             os.close(fd)
 
 
-def concat(parts: list[Path], output: Path) -> None:
-    """Join parts without re-encoding (same codec settings, so a stream copy is exact). The
-    output is replaced only once the joined file is complete."""
+@dataclass(frozen=True)
+class Soundtrack:
+    """The audio a video carries: `seconds` of `path` from `start` (None: to its end), stream
+    copied as it is (`copy`, for codecs an MP4 holds and an untrimmed track) or as AAC."""
+
+    path: Path
+    start: float = 0.0
+    seconds: float | None = None
+    copy: bool = False
+
+    def args(self) -> list[str]:
+        """ffmpeg input options and the input itself."""
+        return ((["-ss", f"{self.start:.6f}"] if self.start > 0 else [])
+                + (["-t", f"{self.seconds:.6f}"] if self.seconds is not None else []) + ["-i", str(self.path)])
+
+    def codec(self) -> list[str]:
+        return ["-c:a", "copy"] if self.copy else ["-c:a", "aac", "-b:a", "192k"]
+
+
+def concat(parts: list[Path], output: Path, audio: Soundtrack | None = None) -> None:
+    """Join parts without re-encoding (same codec settings, so a stream copy is exact), with
+    the soundtrack if there is one. The output is replaced only once the joined file is
+    complete."""
     tmp = output.with_name(output.name + ".tmp.mp4")
     listing = None
     if len(parts) == 1:
@@ -298,9 +319,10 @@ def concat(parts: list[Path], output: Path) -> None:
                 f.write(f"file '{str(p.resolve()).replace(chr(39), chr(39) + chr(92) + chr(39) + chr(39))}'\n")
             listing = f.name
         source = ["-f", "concat", "-safe", "0", "-i", listing]
+    sound = [] if audio is None else [*audio.args(), "-map", "0:v:0", "-map", "1:a:0", *audio.codec()]
     try:
-        _run([ffmpeg_exe(), "-y", "-loglevel", "error", *source, "-c", "copy", "-movflags", "+faststart", str(tmp)],
-             "joining parts into", output, written=tmp)
+        _run([ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error", *source, *sound, "-c:v", "copy",
+              "-movflags", "+faststart", str(tmp)], "joining parts into", output, written=tmp)
         os.replace(tmp, output)
     finally:
         tmp.unlink(missing_ok=True)

@@ -1,0 +1,156 @@
+"""Reading footage: what a video file holds (probe) and its frames, one at a time, fitted to
+the output size (read). Both go through the ffmpeg binary that writes our videos, so every
+container and codec it decodes works, and its errors become one line each.
+
+Frames are decoded as they are needed from a pipe (memory stays flat however long the video),
+upright (ffmpeg applies a phone's rotation flag itself), in passthrough timing: the nth frame
+read is the nth frame of the stream, which is what makes a resumed video identical."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+from .paths import IMAGE_SUFFIXES, input_file
+from .settings import VIDEO_MIN_SIDE
+from .video import ffmpeg_exe
+
+# Demuxers that read a single picture: given where a video belongs, that is a mistake to name.
+_IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "jpegls_pipe",
+                  "pam_pipe", "ppm_pipe", "qoi_pipe")
+# Audio codecs an MP4 holds as they are; others (PCM from a .mov, Vorbis from a .webm) become AAC.
+MP4_AUDIO = ("aac", "mp3", "alac", "ac3", "eac3", "opus", "flac")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A video file as it will be read: its displayed size, frame rate, and the frames and
+    audio between `start` and `end` (seconds)."""
+
+    path: Path
+    width: int  # as shown (after the rotation flag)
+    height: int
+    fps: float
+    frames: int  # frames from start to end
+    duration: float  # seconds of the whole file
+    start: float = 0.0
+    end: float | None = None
+    audio: str | None = None  # the first audio stream's codec, if any
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.fps
+
+    @property
+    def trimmed(self) -> bool:
+        return self.start > 0 or self.end is not None
+
+    def fitted(self, width: int, height: int) -> tuple[int, int]:
+        """The largest size of the clip's shape inside width×height (never larger than the clip),
+        with even sides, as H.264 needs."""
+        s = min(1.0, width / self.width, height / self.height)
+        return tuple(max(VIDEO_MIN_SIDE, round(v * s / 2) * 2) for v in (self.width, self.height))  # type: ignore[return-value]
+
+
+def _trim(start: float, end: float | None) -> list[str]:
+    # Input options: ffmpeg seeks, then decodes and drops frames up to `start` exactly.
+    return (["-ss", f"{start:.6f}"] if start > 0 else []) + (["-to", f"{end:.6f}"] if end is not None else [])
+
+
+def _run(cmd: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, errors="replace", start_new_session=True)
+
+
+def _damaged(path: Path, stderr: str) -> UserError:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and "must be specified" not in ln]
+    why = lines[-1][:160] if lines else "no reason given"
+    if "moov atom not found" in stderr:
+        why = "its index (moov atom) is missing: the file is truncated"
+    return UserError(f"cannot read video {path}: {why}", "check it plays, or re-export it (MP4, MOV, WebM, GIF…)")
+
+
+def probe(path: str | Path, start: float = 0.0, end: float | None = None) -> Clip:
+    """What `path` holds between start and end, or a one-line error: not a file, not a video,
+    damaged or truncated, no frames, a start past its end."""
+    p = input_file(path, "input video")
+    if p.suffix.lower() in IMAGE_SUFFIXES and p.suffix.lower() != ".gif":
+        raise UserError(f"{p} is an image, not a video", f"to zoom into a photo: zoomdream render {p} -o out.mp4")
+    exe = ffmpeg_exe()
+    info = _run([exe, "-hide_banner", "-nostdin", "-i", str(p)]).stderr
+    fmt = re.search(r"^Input #0, (.+?), from ", info, re.M)
+    if fmt is None:
+        raise _damaged(p, info)
+    if any(f in _IMAGE_FORMATS for f in fmt.group(1).split(",")):
+        raise UserError(f"{p} is an image, not a video", f"to zoom into a photo: zoomdream render {p} -o out.mp4")
+    video = re.search(r"Stream #0:\d+[^:]*: Video: (\w+).*?, (\d+)x(\d+)[, ].*", info)
+    if video is None:
+        what = "only sound" if re.search(r"Stream #0:\d+[^:]*: Audio:", info) else "no video stream"
+        raise UserError(f"{p} has {what}", "give a video file")
+    w, h = int(video.group(2)), int(video.group(3))
+    rot = re.search(r"rotation of (-?[\d.]+) degrees", info)
+    if rot and round(float(rot.group(1))) % 180 == 90:
+        w, h = h, w
+    rate = re.search(r"([\d.]+)(k?) fps", video.group(0)) or re.search(r"([\d.]+)(k?) tbr", video.group(0))
+    fps = float(rate.group(1)) * (1000 if rate.group(2) else 1) if rate else 0.0
+    if not 1 <= fps <= 240:
+        raise UserError(f"{p} plays at {fps:g} frames per second", "give a video of 1 to 240 fps (re-export it)")
+    dur = re.search(r"Duration: (\d+):(\d+):([\d.]+)", info)
+    duration = int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else 0.0
+    if dur and start >= duration:
+        raise UserError(f"--start {start:g} is past the end of {p} ({duration:.2f} s)",
+                        f"use a start below {duration:.2f}")
+    if end is not None and end <= start:
+        raise UserError(f"--end {end:g} is not after --start {start:g}", "make the end later than the start")
+    audio = re.search(r"Stream #0:\d+[^:]*: Audio: (\w+)", info)
+    frames = _count(exe, p, start, end)
+    if frames == 0:
+        where = f" between {start:g} s and {end if end is not None else duration:g} s" if start or end else ""
+        raise UserError(f"{p} has no frames{where}", "give a longer video or another --start/--end")
+    return Clip(p, w, h, fps, frames, duration, start, end, audio.group(1) if audio else None)
+
+
+def _count(exe: str, path: Path, start: float, end: float | None) -> int:
+    """Frames between start and end, counted by decoding them: a header's count can lie, and a
+    truncated or damaged file is found here, before anything is dreamed."""
+    r = _run([exe, "-nostdin", "-v", "error", "-progress", "pipe:1", "-nostats", *_trim(start, end), "-i", str(path),
+              "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "null", "-"])
+    if r.returncode != 0 or r.stderr.strip():
+        raise _damaged(path, r.stderr)
+    counts = re.findall(r"^frame=(\d+)", r.stdout, re.M)
+    return int(counts[-1]) if counts else 0
+
+
+def read(clip: Clip, width: int, height: int) -> Iterator[np.ndarray]:
+    """The clip's frames as H×W×3 uint8, scaled to cover width×height and centre-cropped (as a
+    photo is fitted), decoded one at a time. Closing the generator stops ffmpeg."""
+    cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", *_trim(clip.start, clip.end), "-i", str(clip.path),
+           "-map", "0:v:0", "-fps_mode", "passthrough",
+           "-vf", f"scale={width}:{height}:force_original_aspect_ratio=increase:flags=lanczos,"
+                  f"crop={width}:{height},setsar=1",
+           "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]  # fmt: skip
+    size = width * height * 3
+    log = tempfile.TemporaryFile()  # not a pipe: unread, a chatty ffmpeg would block on it
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+    try:
+        for n in range(clip.frames):
+            buf = proc.stdout.read(size)  # type: ignore[union-attr]
+            if len(buf) < size:
+                proc.wait()
+                log.seek(0)
+                err = log.read().decode(errors="replace")
+                raise UserError(f"video {clip.path} ended at frame {n} of {clip.frames}"
+                                + (f" ({err.strip().splitlines()[-1][:160]})" if err.strip() else ""),
+                                "check the file is complete and was not changed during the render")
+            yield np.frombuffer(buf, np.uint8).reshape(height, width, 3)
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()  # type: ignore[union-attr]
+        log.close()

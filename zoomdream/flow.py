@@ -1,0 +1,116 @@
+"""Optical flow between frames of a video, and what it is used for: carrying the dream along
+the motion of the footage, knowing where that carry is trustworthy, and measuring flicker.
+
+A flow field here is H×W×2 float32 (dx, dy) in pixels on the grid of the frame it starts
+from: pixel p of frame a shows what is at p + flow(p) in frame b. Flows are computed on the
+grey *source* frames, never on dreamed ones: the dream's own patterns would pull the flow
+toward themselves and lock the dream in place."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+import torch
+
+from .settings import FLOWS
+
+
+def grey(frame: np.ndarray) -> np.ndarray:
+    """An H×W×3 uint8 RGB frame as the H×W uint8 luma that the flow methods take."""
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+
+
+class FlowMethod:
+    """One optical-flow method, set up once (DIS keeps buffers between calls)."""
+
+    def __init__(self, method: str):
+        if method not in FLOWS[:2]:
+            raise ValueError(f"unknown flow method {method!r}")
+        self.method = method
+        # DIS "medium": about 8 ms for a 512×288 pair on two cores and close to Farneback's
+        # accuracy on camera motion; "fast" misses the fine motion of small objects.
+        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) if method == "dis" else None
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The flow from grey frame a to grey frame b."""
+        if self._dis is not None:
+            return self._dis.calc(a, b, None)
+        return cv2.calcOpticalFlowFarneback(a, b, None, pyr_scale=0.5, levels=5, winsize=15, iterations=3,
+                                            poly_n=5, poly_sigma=1.2, flags=0)
+
+
+class Pair(NamedTuple):
+    """The flows both ways between two consecutive frames."""
+
+    forward: np.ndarray  # t-1 → t, on frame t-1's grid
+    backward: np.ndarray  # t → t-1, on frame t's grid
+
+
+def pair(method: FlowMethod, before: np.ndarray, after: np.ndarray) -> Pair:
+    return Pair(method(before, after), method(after, before))
+
+
+def _map(flow: np.ndarray) -> np.ndarray:
+    h, w = flow.shape[:2]
+    grid = np.mgrid[0:h, 0:w][::-1].transpose(1, 2, 0).astype(np.float32)  # (x, y) of each pixel
+    return grid + flow
+
+
+def warp_numpy(img: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """img (on the grid `flow` points into) sampled at p + flow(p): aligned with flow's grid."""
+    xy = _map(flow)
+    return cv2.remap(img, xy[..., 0], xy[..., 1], interpolation, borderMode=cv2.BORDER_REPLICATE)
+
+
+def warp_flow(img: torch.Tensor, flow: np.ndarray) -> torch.Tensor:
+    """A 1×C×H×W tensor warped along `flow` (see warp_numpy), bicubic: a residual carried
+    frame after frame by bilinear sampling would blur a little more each time."""
+    src = img[0].permute(1, 2, 0).contiguous().cpu().float().numpy()
+    out = warp_numpy(src, flow, cv2.INTER_CUBIC)
+    if out.ndim == 2:
+        out = out[..., None]
+    return torch.from_numpy(out).permute(2, 0, 1).unsqueeze(0).to(img.device)
+
+
+def consistent(flow: np.ndarray, back: np.ndarray) -> np.ndarray:
+    """H×W float32 on `flow`'s grid: 1 where following `flow` and then `back` returns to the
+    start (the pixel is seen in both frames), 0 where it does not (occluded, newly revealed, or
+    the flow is wrong). The test of Sundaram et al. (2010), as used by Ruder et al. (2016) for
+    video style transfer: the error may grow with the motion, plus half a pixel."""
+    there = warp_numpy(back, flow)
+    err = np.square(flow + there).sum(-1)
+    bound = 0.01 * (np.square(flow).sum(-1) + np.square(there).sum(-1)) + 0.5
+    xy = _map(flow)
+    h, w = flow.shape[:2]
+    inside = (xy[..., 0] >= 0) & (xy[..., 0] <= w - 1) & (xy[..., 1] >= 0) & (xy[..., 1] <= h - 1)
+    return ((err <= bound) & inside).astype(np.float32)
+
+
+def soft(mask: np.ndarray, radius: int = 2) -> torch.Tensor:
+    """The mask eroded, then feathered, as 1×1×H×W: the carried dream fades out before the edge
+    of an occlusion rather than at it, where the flow itself is least sure."""
+    k = 2 * radius + 1
+    eroded = cv2.erode(mask, np.ones((k, k), np.uint8))
+    return torch.from_numpy(cv2.GaussianBlur(eroded, (k, k), 0))[None, None]
+
+
+class WarpError(NamedTuple):
+    """Sums for the warping error of Lai et al. (2018): the mean, over consecutive pairs, of
+    the squared difference between frame t and frame t+1 warped back along the source's flow,
+    over the pixels where that flow is consistent (pixels in [0, 1], averaged over channels)."""
+
+    total: float = 0.0
+    pairs: int = 0
+
+    def add(self, before: np.ndarray, after: np.ndarray, forward: np.ndarray, mask: np.ndarray) -> WarpError:
+        back = warp_numpy(after, forward).astype(np.float32) / 255
+        diff = np.square(before.astype(np.float32) / 255 - back).mean(-1)
+        n = float(mask.sum())
+        value = float((diff * mask).sum() / n) if n else 0.0
+        return WarpError(self.total + value, self.pairs + 1)
+
+    @property
+    def value(self) -> float:
+        return self.total / max(self.pairs, 1)
