@@ -12,6 +12,7 @@ side by side, so they mean more than the absolute seconds.
     smoothness persistence P = E8 / (8·E1) of every shipped preset, before and with momentum
     cadence    seconds per output frame and P at cadence 1 and 3 (alternating)
     draft      the default preset rendered in full and with --draft
+    video      `zoomdream video` at 512 px: s/frame, the optical flow's share, warping error
 
 Run `python bench/bench.py --help` for options (--only, --device, --quick)."""
 
@@ -566,9 +567,55 @@ def section_draft(device: torch.device, quick: bool) -> list[str]:
             f"| {seconds[False] / seconds[True]:.1f}× |"]
 
 
+def section_video(device: torch.device, quick: bool) -> list[str]:
+    """`zoomdream video` on a generated 512×384 clip (tests/clips.py): seconds per frame,
+    the share of it the optical flow takes, and the flicker of each way to carry the dream."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from clips import camera_path, write_clip
+
+    from zoomdream import clip as clips
+    from zoomdream.flow import FlowMethod, consistent, grey, pair, soft, warp_flow
+    from zoomdream.render import FootageJob, footage_preset, render_footage
+
+    w, h, n = (256, 192, 12) if quick else (512, 384, 24)
+    ways = {"dis (default)": {}, "farneback": {"flow": "farneback"}, "off (carried in place)": {"flow": "off"},
+            "each frame alone (blend 0)": {"blend": 0.0}}
+    rows = [f"| {w}×{h}, {n} frames, footage preset | s/frame | warping error | source's |", "|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = clips.probe(write_clip(Path(tmp) / "in.mp4", camera_path(n, w, h)))
+        preset = footage_preset(load_preset("footage"), clip)
+        per = {}
+        for name, kw in ways.items():
+            stamps: list[float] = []
+            job = FootageJob(preset=preset, clip=clip, output=Path(tmp) / "o.mp4", input=clip.path,
+                             device=str(device), progress=False, overwrite=True,
+                             on_frame=lambda _: stamps.append(time.perf_counter()), **kw)
+            res = render_footage(job, log=lambda m: None)
+            per[name] = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
+            co = res.coherence
+            rows.append(f"| {name} | {per[name]:.3f} | {co.output.value:.5f} | {co.source.value:.5f} |")
+            print(rows[-1], file=sys.stderr, flush=True)
+        frames = list(clips.read(clip, w, h))
+        dis = FlowMethod("dis")
+        residual = torch.rand(1, 3, h, w) - 0.5
+
+        def flow_work() -> None:  # what a frame spends on flow: both ways, both masks, the carry
+            for a, b in zip(frames, frames[1:]):
+                f = pair(dis, grey(a), grey(b))
+                soft(consistent(f.backward, f.forward))
+                consistent(f.forward, f.backward)
+                warp_flow(residual, f.backward)
+
+        flow = median_seconds(flow_work, device, 1, 3) / (len(frames) - 1)
+    share = flow / per["dis (default)"]
+    rows += ["", "| flow per frame (DIS both ways, consistency masks, carry) | share of the frame |", "|---|---|",
+             f"| {flow * 1000:.1f} ms | {share:.1%} |"]
+    return rows
+
+
 SECTIONS = {"overhead": None, "port": section_port, "overlap": section_overlap, "scaling": section_scaling,
             "precision": section_precision, "soak": section_soak, "smoothness": section_smoothness,
-            "cadence": section_cadence, "draft": section_draft}
+            "cadence": section_cadence, "draft": section_draft, "video": section_video}
 
 
 def machine(device: torch.device) -> str:

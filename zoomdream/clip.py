@@ -70,9 +70,9 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess:
 
 def _damaged(path: Path, stderr: str) -> UserError:
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and "must be specified" not in ln]
-    why = lines[-1][:160] if lines else "no reason given"
+    why = re.sub(r"\[[^\]]*@ 0x[0-9a-f]+\]\s*", "", lines[-1])[:160] if lines else "no reason given"
     if "moov atom not found" in stderr:
-        why = "its index (moov atom) is missing: the file is truncated"
+        why = "its index (moov atom) is missing: the file is truncated, or not a video"
     return UserError(f"cannot read video {path}: {why}", "check it plays, or re-export it (MP4, MOV, WebM, GIF…)")
 
 

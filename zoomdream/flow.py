@@ -8,6 +8,7 @@ toward themselves and lock the dream in place."""
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import cv2
@@ -52,16 +53,23 @@ def pair(method: FlowMethod, before: np.ndarray, after: np.ndarray) -> Pair:
     return Pair(method(before, after), method(after, before))
 
 
+@functools.lru_cache(maxsize=4)
+def _grid(height: int, width: int) -> np.ndarray:
+    """(x, y) of each pixel, H×W×2 float32 (made once per frame size)."""
+    grid = np.empty((height, width, 2), np.float32)
+    grid[..., 0] = np.arange(width, dtype=np.float32)
+    grid[..., 1] = np.arange(height, dtype=np.float32)[:, None]
+    grid.flags.writeable = False
+    return grid
+
+
 def _map(flow: np.ndarray) -> np.ndarray:
-    h, w = flow.shape[:2]
-    grid = np.mgrid[0:h, 0:w][::-1].transpose(1, 2, 0).astype(np.float32)  # (x, y) of each pixel
-    return grid + flow
+    return _grid(*flow.shape[:2]) + flow
 
 
 def warp_numpy(img: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
     """img (on the grid `flow` points into) sampled at p + flow(p): aligned with flow's grid."""
-    xy = _map(flow)
-    return cv2.remap(img, xy[..., 0], xy[..., 1], interpolation, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(img, _map(flow), None, interpolation, borderMode=cv2.BORDER_REPLICATE)
 
 
 def warp_flow(img: torch.Tensor, flow: np.ndarray) -> torch.Tensor:
@@ -74,18 +82,22 @@ def warp_flow(img: torch.Tensor, flow: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(out).permute(2, 0, 1).unsqueeze(0).to(img.device)
 
 
+def _norm2(v: np.ndarray) -> np.ndarray:
+    return cv2.magnitude(v[..., 0], v[..., 1]) ** 2
+
+
 def consistent(flow: np.ndarray, back: np.ndarray) -> np.ndarray:
     """H×W float32 on `flow`'s grid: 1 where following `flow` and then `back` returns to the
     start (the pixel is seen in both frames), 0 where it does not (occluded, newly revealed, or
     the flow is wrong). The test of Sundaram et al. (2010), as used by Ruder et al. (2016) for
     video style transfer: the error may grow with the motion, plus half a pixel."""
-    there = warp_numpy(back, flow)
-    err = np.square(flow + there).sum(-1)
-    bound = 0.01 * (np.square(flow).sum(-1) + np.square(there).sum(-1)) + 0.5
-    xy = _map(flow)
     h, w = flow.shape[:2]
-    inside = (xy[..., 0] >= 0) & (xy[..., 0] <= w - 1) & (xy[..., 1] >= 0) & (xy[..., 1] <= h - 1)
-    return ((err <= bound) & inside).astype(np.float32)
+    xy = _map(flow)
+    there = cv2.remap(back, xy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    ok = _norm2(flow + there) <= 0.01 * (_norm2(flow) + _norm2(there)) + 0.5
+    x, y = xy[..., 0], xy[..., 1]
+    ok &= (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+    return ok.astype(np.float32)
 
 
 def soft(mask: np.ndarray, radius: int = 2) -> torch.Tensor:
