@@ -64,8 +64,69 @@ def main() -> None:
     free = zoomdream.dream(photo, "features.12", net, size=384, steps=10)
     save_image(OUT / "example-keep-photo.jpg", np.hstack([free, kept]))
 
+    footage()
     zoomdream.atlas(photo, OUT / "atlas-chelsea.jpg", net, size=160, channels="features.10:4", progress=True)
     print(f"wrote {OUT}")
+
+
+def footage() -> None:
+    """`zoomdream video` on the tests' clip (a camera path over the cat, a cup crossing it):
+    one frame dreamed each way, and under it what changed from that frame to the next beyond
+    the footage's own motion (the flicker a viewer sees), brighter where it changed more."""
+    import sys
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from clips import camera_path, write_clip
+
+    from zoomdream.atlas import labelled
+    from zoomdream.flow import FlowMethod, consistent, grey, pair, warp_numpy
+    from zoomdream.video import read_frames
+
+    n, t = 48, 30
+    source = camera_path(n, 256, 192)
+    ways = {"source": None, "each frame alone": {"blend": 0}, "DeepDreamVideo-style 50/50, no flow": None,
+            "zoomdream video (DIS flow)": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = write_clip(Path(tmp) / "in.mp4", source)
+        decoded = read_frames(clip)
+        runs = {"source": decoded}
+        for name, kw in ways.items():
+            if kw is not None:
+                res = zoomdream.dream_video(clip, Path(tmp) / "o.mp4", overwrite=True, **kw)
+                runs[name] = read_frames(Path(tmp) / "o.mp4")
+                print(f"{name}: warping error {res.coherence.output.value:.5f} (source {res.coherence.source.value:.5f})")
+        runs["DeepDreamVideo-style 50/50, no flow"] = _fifty_fifty(decoded)
+    f = pair(FlowMethod("dis"), grey(decoded[t]), grey(decoded[t + 1]))
+    mask = consistent(f.forward, f.backward)[..., None]
+    tiles, changes = [], []
+    for name in ways:
+        a, b = runs[name][t].astype(np.float32), warp_numpy(runs[name][t + 1], f.forward).astype(np.float32)
+        change = np.clip(np.abs(b - a).mean(-1, keepdims=True) * 4 * mask, 0, 255).repeat(3, -1).astype(np.uint8)
+        tiles.append(labelled(runs[name][t], name))
+        changes.append(labelled(change, "change to the next frame, x4"))
+    gap = np.full((tiles[0].shape[0], 4, 3), 255, np.uint8)
+    rows = [np.hstack([x for t in row for x in (t, gap)][:-1]) for row in (tiles, changes)]
+    save_image(OUT / "example-video.jpg", np.vstack([rows[0], np.full((4, rows[0].shape[1], 3), 255, np.uint8),
+                                                     rows[1]]))
+
+
+def _fifty_fifty(source: list[np.ndarray]) -> list[np.ndarray]:
+    """DeepDreamVideo's loop with the footage preset's dream: each frame dreamed on a 50/50
+    blend of the raw frame and the previous dream."""
+    from zoomdream.dream import Dreamer
+    from zoomdream.frames import frame_generator
+    from zoomdream.images import to_uint8
+    from zoomdream.presets import load_preset
+
+    spec = load_preset("footage").schedule().at(0)
+    dreamer, prev, out = Dreamer(zoomdream.load_network("mobilenet_v2", device="cpu")), None, []
+    for n, frame in enumerate(source):
+        src = to_tensor(frame.astype(np.float32) / 255)
+        prev = dreamer(src if prev is None else 0.5 * src + 0.5 * prev, spec.objective, spec.dream,
+                       frame_generator(0, n))
+        out.append(to_uint8(prev[0].permute(1, 2, 0).numpy()))
+    return out
 
 
 if __name__ == "__main__":

@@ -2,15 +2,16 @@
 along the footage's own motion, so that the dream sticks to what moves instead of boiling.
 
     s[t]   the source frame             r[t] = d[t] − s[t]   the dream's detail
-    x[t] = s[t] + blend · m[t] · warp(r[t−1], flow t → t−1)
-    d[t] = dream(x[t]), with steps scaled by 1 − blend · m[t]
+    x[t] = s[t] + b · m[t] · warp(r[t−1], flow t → t−1)         b: blend
+    d[t] = dream(x[t]), steps scaled per pixel: 1 where m = 0, (1 − b)/b where m = 1
 
 m[t] is 1 where the flow is consistent forward and backward and 0 where it is not (occluded,
 newly revealed, or wrongly matched), so those pixels start again from the raw frame and take
-full steps, while pixels that carry their dream along take steps 1 − blend as large. Only the
-detail is carried, and it is a leaky sum (each frame keeps `blend` of it and adds its own
-steps), so it settles at a level set by one frame's steps and cannot build up: a static shot
-keeps its brightness and colour. A preset's camera move (zoom, rotate, pan) moves the carried
+full steps, while pixels that carry their dream along take smaller ones. Only the detail is
+carried, and it is a leaky sum (each frame keeps b of it and adds its own steps), so it
+settles at b·step/(1 − b) = one frame's worth of steps, as strong as a frame dreamed alone,
+and cannot build up: a static shot keeps its brightness and colour. What changes is that the
+dream now follows the footage instead of being drawn anew each frame. A preset's camera move (zoom, rotate, pan) moves the carried
 detail over the footage, so the dream flows inward while the footage plays.
 
 Everything a frame needs comes from (seed, n), the source frames and the state, so a render
@@ -38,7 +39,7 @@ class FootageSettings:
     fps: float
     seed: int
     flow: str = "dis"  # dis, farneback, or off: the detail is carried in place
-    blend: float = 0.7  # share of the previous frame's detail carried
+    blend: float = 0.8  # share of the previous frame's detail carried
 
 
 @dataclass
@@ -126,4 +127,8 @@ def _carried(src: torch.Tensor, residual: torch.Tensor, flows, settings: Footage
         mask = soft(consistent(flows.backward, flows.forward))
     mask = mask.to(src.device)
     x = torch.addcmul(src, residual, mask * settings.blend).clamp_(0, 1)
-    return x, 1 - settings.blend * mask
+    b = settings.blend
+    # Steps of (1 - b)/b where the detail is carried: the sum it settles at (b·step/(1 - b)
+    # times one frame's change) is then one frame's worth, as strong as a frame dreamed alone.
+    carried_step = min(1.0, (1 - b) / b) if b > 0 else 1.0
+    return x, 1 - (1 - carried_step) * mask

@@ -147,7 +147,7 @@ class FootageJob(RenderJob):
 
     clip: Clip
     flow: str = "dis"
-    blend: float = 0.7
+    blend: float = 0.8
 
     @property
     def photo(self) -> None:
