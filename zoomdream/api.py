@@ -89,6 +89,7 @@ def frames(
     preset: str | Path | Preset = "default",
     input: str | Path | None = None,
     *,
+    audio: str | Path | None = None,
     device: str = "auto",
     weights: str | Path | None = None,
     source: str = "zoomdream.frames()",
@@ -96,11 +97,21 @@ def frames(
 ) -> Iterator[np.ndarray]:
     """The frames of a video as H×W×3 uint8, in the order the video shows them (a loop's
     closing cross-fade included), one at a time; nothing is written. `overrides` are preset
-    keys: seconds, frames, fps, size (or width and height), seed, loop, …"""
+    keys: seconds, frames, fps, size (or width and height), seed, loop, …; `audio`: a
+    soundtrack for the preset's expressions to follow (its length is the video's unless
+    seconds or frames are given)."""
     p = load_preset(preset).with_overrides(source=source, **overrides)
+    feats = None
+    if audio is not None:
+        from .audio import features
+
+        given = overrides.get("seconds") is not None or overrides.get("frames") is not None
+        feats = features(audio, p.fps, p.frames if given else None)
+        p = p if given else p.with_overrides(source=source, frames=feats.frames)
+    schedule = p.check_expressions(None if feats is None else feats.per_frame)
     dreamer, start = prepare(p, input, device, weights)
     state = VideoState(LoopState(0, start))  # type: ignore[arg-type]
-    for _, pos, frame in video_frames(dreamer, p.schedule(), state, loop_settings(p), p.tail):
+    for _, pos, frame in video_frames(dreamer, schedule, state, loop_settings(p), p.tail):
         if pos is not None:
             yield frame
 
@@ -110,6 +121,7 @@ def render(
     preset: str | Path | Preset = "default",
     input: str | Path | None = None,
     *,
+    audio: str | Path | None = None,
     device: str = "auto",
     weights: str | Path | None = None,
     frames_dir: str | Path | None = None,
@@ -123,11 +135,17 @@ def render(
     **overrides: Any,
 ) -> RenderResult:
     """Render a video to `output` (.mp4). `overrides` are preset keys: seconds, frames, fps,
-    size (or width and height), seed, model, loop, crf, precision, cadence, momentum, …
+    size (or width and height), seed, model, loop, crf, precision, cadence, momentum, objective…
+    `audio`: a soundtrack, which the MP4 carries and the preset's expressions follow (beat,
+    bass, …); the video lasts as long as it unless seconds or frames are given.
     `draft`: half the size, cadence 6, one octave (Preset.drafted), to judge a preset fast."""
     p = load_preset(preset).with_overrides(source=source, **overrides)
+    if audio is not None and overrides.get("seconds") is None and overrides.get("frames") is None:
+        from .audio import seconds
+
+        p = p.with_overrides(source=source, seconds=seconds(audio))
     job = RenderJob(preset=p.drafted() if draft else p, draft=draft, output=Path(output),
-                    input=input, device=device, weights=weights, frames_dir=Path(frames_dir) if frames_dir else None,
+                    input=input, audio=audio, device=device, weights=weights, frames_dir=Path(frames_dir) if frames_dir else None,
                     gif=Path(gif) if gif else None, resume=resume, overwrite=overwrite, progress=progress,
                     source=source, **({"checkpoint_every": checkpoint_every} if checkpoint_every is not None else {}))
     return render_job(job)

@@ -114,6 +114,8 @@ def dream(
 def render(
     input: Optional[Path] = typer.Argument(None, help="Start photo (optional; presets start from noise otherwise)."),
     output: Path = typer.Option(..., "-o", "--output", help="Video to write (.mp4)."),
+    audio: Optional[Path] = typer.Option(None, help="Soundtrack (MP3, WAV, FLAC…): the MP4 carries it, the video lasts "
+                                                    "as long (unless --seconds/--frames), expressions follow it."),
     preset: str = typer.Option("default", help="Preset name (see `zoomdream presets`) or a .toml file."),
     objective: Optional[str] = typer.Option(None, help=OBJECTIVE_HELP + " (default: the preset's)."),
     size: Optional[str] = typer.Option(None, help="Frame size WIDTHxHEIGHT, e.g. 1280x720 (even sides, 32–16384)."),
@@ -130,6 +132,8 @@ def render(
 ) -> None:
     """Render an infinite-zoom dream video."""
     check_render_paths(output, input, preset, weights, frames_dir, gif, overwrite or resume)
+    if audio is not None:
+        input_file(audio, "audio file", "check the --audio path")
     every = settings.pop("checkpoint_every")
     build(RenderOptions, {"checkpoint_every": every}, COMMAND_LINE)
     check_overrides(COMMAND_LINE, size=size, frames=frames, objective=objective, **settings)
@@ -137,9 +141,9 @@ def render(
     from . import api
 
     t0 = time.perf_counter()
-    res = api.render(output, preset, input, device=device, weights=weights, frames_dir=frames_dir, gif=gif,
-                     resume=resume, overwrite=overwrite, checkpoint_every=every, progress=not quiet, draft=draft,
-                     source=COMMAND_LINE, size=size, frames=frames, objective=objective, **settings)
+    res = api.render(output, preset, input, audio=audio, device=device, weights=weights, frames_dir=frames_dir,
+                     gif=gif, resume=resume, overwrite=overwrite, checkpoint_every=every, progress=not quiet,
+                     draft=draft, source=COMMAND_LINE, size=size, frames=frames, objective=objective, **settings)
     _report(res, time.perf_counter() - t0)
 
 
@@ -228,6 +232,44 @@ def atlas(
                      **options)
     print(f"atlas      {grid.shape[1]}x{grid.shape[0]} in {time.perf_counter() - t0:.1f} s")
     print(f"wrote      {output}")
+
+
+@app.command("audio")
+def audio_command(
+    file: Path = typer.Argument(..., help="Sound file (MP3, WAV, FLAC, AAC, or a video with sound)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Plot of the features over time (.png)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="The features per frame, the beats and the tempo "
+                                                                 "(.json)."),
+    fps: float = typer.Option(24.0, help="Frame rate of the video the features are for."),
+    overwrite: bool = typer.Option(False, help="Replace the outputs if they exist."),
+) -> None:
+    """What a soundtrack gives expressions (beat, onset, rms, bass, mid, treble), per frame."""
+    from .paths import output_file
+    from .settings import Range
+
+    input_file(file, "audio file", "check the path")
+    Range(float, 1, 240).check(fps, "--fps", COMMAND_LINE)
+    if output is None and json_out is None:
+        raise UserError("nothing to write", "give -o plot.png and/or --json features.json")
+    if output is not None:
+        output_file(output, (".png",), overwrite)
+    if json_out is not None:
+        output_file(json_out, (".json",), overwrite, what="--json")
+
+    from . import audio
+
+    t0 = time.perf_counter()
+    f = audio.features(file, fps)
+    took = time.perf_counter() - t0
+    if output is not None:
+        audio.plot(f, output)
+    if json_out is not None:
+        audio.write_json(f, json_out)
+    print(f"audio      {f.seconds:.1f} s, {len(f.beats)} beats, about {f.tempo:.0f} BPM, analysed in {took:.1f} s")
+    print(f"frames     {f.frames} at {fps:g} fps")
+    for path in (output, json_out):
+        if path is not None:
+            print(f"wrote      {path}")
 
 
 @app.command()

@@ -68,12 +68,18 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, errors="replace", start_new_session=True)
 
 
-def _damaged(path: Path, stderr: str) -> UserError:
+def damaged(path: Path, stderr: str, what: str = "video") -> UserError:
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and "must be specified" not in ln]
     why = re.sub(r"\[[^\]]*@ 0x[0-9a-f]+\]\s*", "", lines[-1])[:160] if lines else "no reason given"
     if "moov atom not found" in stderr:
         why = "its index (moov atom) is missing: the file is truncated, or not a video"
-    return UserError(f"cannot read video {path}: {why}", "check it plays, or re-export it (MP4, MOV, WebM, GIF…)")
+    fix = "check it plays, or re-export it (" + ("MP4, MOV, WebM, GIF…)" if what == "video" else "MP3, WAV, FLAC, AAC…)")
+    return UserError(f"cannot read {what} {path}: {why}", fix)
+
+
+def ffmpeg_info(path: Path) -> str:
+    """What ffmpeg says of a file it opens (its streams, or why it cannot)."""
+    return _run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)]).stderr
 
 
 def probe(path: str | Path, start: float = 0.0, end: float | None = None) -> Clip:
@@ -83,10 +89,10 @@ def probe(path: str | Path, start: float = 0.0, end: float | None = None) -> Cli
     if p.suffix.lower() in IMAGE_SUFFIXES and p.suffix.lower() != ".gif":
         raise UserError(f"{p} is an image, not a video", f"to zoom into a photo: zoomdream render {p} -o out.mp4")
     exe = ffmpeg_exe()
-    info = _run([exe, "-hide_banner", "-nostdin", "-i", str(p)]).stderr
+    info = ffmpeg_info(p)
     fmt = re.search(r"^Input #0, (.+?), from ", info, re.M)
     if fmt is None:
-        raise _damaged(p, info)
+        raise damaged(p, info)
     if any(f in _IMAGE_FORMATS for f in fmt.group(1).split(",")):
         raise UserError(f"{p} is an image, not a video", f"to zoom into a photo: zoomdream render {p} -o out.mp4")
     video = re.search(r"Stream #0:\d+[^:]*: Video: (\w+).*?, (\d+)x(\d+)[, ].*", info)
@@ -122,7 +128,7 @@ def _count(exe: str, path: Path, start: float, end: float | None) -> int:
     r = _run([exe, "-nostdin", "-v", "error", "-progress", "pipe:1", "-nostats", *_trim(start, end), "-i", str(path),
               "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "null", "-"])
     if r.returncode != 0 or r.stderr.strip():
-        raise _damaged(path, r.stderr)
+        raise damaged(path, r.stderr)
     counts = re.findall(r"^frame=(\d+)", r.stdout, re.M)
     return int(counts[-1]) if counts else 0
 

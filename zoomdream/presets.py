@@ -10,9 +10,14 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from .errors import UserError, closest
+from .expressions import Expr, frame_variables
+from .expressions import parse as parse_expression
 from .objectives import DEFAULT_OBJECTIVE, INPUT, Objective, parse_objective
 from .paths import input_file, names_a_file, read_bytes
 from .schedule import EASES, Param, Schedule, Segment
@@ -67,8 +72,22 @@ class Preset:
     def frames(self) -> int:
         return max(1, round(self.seconds * self.fps))
 
-    def schedule(self) -> Schedule:
-        return Schedule(self.segments, self.frames)
+    def schedule(self, audio: Mapping[str, np.ndarray] | None = None) -> Schedule:
+        """What each frame does; `audio`: the soundtrack's features per frame (audio.py), which
+        expressions may read."""
+        return Schedule(self.segments, self.frames, frame_variables(self.frames, self.fps, audio))
+
+    @property
+    def reads_audio(self) -> bool:
+        """Whether an expression reads the soundtrack (beat, bass, …)."""
+        return any(isinstance(v, Expr) and v.audio for seg in self.segments for _, p in seg.params for _, v in p.keys)
+
+    def check_expressions(self, audio: Mapping[str, np.ndarray] | None = None) -> Schedule:
+        """Every expression evaluated at every frame and checked (one line naming the frame);
+        the schedule, ready to render."""
+        schedule = self.schedule(audio)
+        schedule.check(self.source)
+        return schedule
 
     def with_overrides(self, source: str = COMMAND_LINE, **kw: Any) -> Preset:
         """Apply flags or API keywords (None: not given), validated like the preset's keys.
@@ -89,6 +108,8 @@ class Preset:
                 raise error(source, path, e.problem, e.fix or "") from None
             out = replace(out, segments=tuple(replace(seg, objective=obj) for seg in out.segments))
         _check_length(out, path_of("seconds" if "seconds" in given else "frames", source), source)
+        if not out.reads_audio and ({"seconds", "frames", "fps"} & set(given)):
+            out.check_expressions()  # t and n now run over other frames
         return out
 
     def drafted(self) -> Preset:
@@ -174,6 +195,8 @@ def parse_preset(data: dict[str, Any], source: str = "<preset>") -> Preset:
     preset = replace(preset, segments=_parse_segments(raw_segments, preset, source))
     _check_cadence(preset, source)
     check_names(preset)
+    if not preset.reads_audio:  # those that do are checked once the soundtrack is known
+        preset.check_expressions()
     return preset
 
 
@@ -236,9 +259,20 @@ def _parse_segment(seg: dict, where: str, span: tuple[float, float], length: flo
         if isinstance(value, list):
             keys = _keyframes(value, path, r, length, source)
         else:
-            keys = ((0.0, float(r.check(value, path, source))),)
+            keys = ((0.0, _number(value, path, r, source)),)
         params.append((key, Param(keys, how)))
     return Segment(span, objective, tuple(params), blend)
+
+
+def _number(value: Any, path: str, r: Range, source: str) -> float | Expr:
+    """A segment's number: a constant in range, or an expression (a string), checked at every
+    frame once the video's length (and soundtrack) is known."""
+    if isinstance(value, str):
+        try:
+            return parse_expression(value, path)
+        except UserError as e:
+            raise UserError(f"{source}: {e.problem}", e.fix) from None
+    return float(r.check(value, path, source))
 
 
 def _keyframes(value: list, path: str, r: Range, length: float, source: str) -> tuple[tuple[float, float], ...]:
@@ -249,13 +283,13 @@ def _keyframes(value: list, path: str, r: Range, length: float, source: str) -> 
         if not (isinstance(kv, list) and len(kv) == 2):
             raise error(source, where, f"must be [seconds, value], got {show(kv)}", "write e.g. [[0, 1.2], [4, 1.5]]")
         t = Range(float, 0).check(kv[0], where, source)
-        v = r.check(kv[1], where, source)
+        v = _number(kv[1], where, r, source)
         if t > length + 1e-9:
             raise error(source, where, f"time {t:g}s is past the segment's end ({length:g}s)",
                         "use times from 0 to the segment's length")
         if keys and t <= keys[-1][0] * length:
             raise error(source, where, "keyframe times must increase", "sort the keyframes by time")
-        keys.append((t / length, float(v)))
+        keys.append((t / length, v))
     if not keys:
         raise error(source, path, "has no keyframes", "give a number or [[seconds, value], …]")
     return tuple(keys)

@@ -20,7 +20,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +33,16 @@ from .images import check_min_size, fit, load_image, save_image
 from .models import Network, load_network, resolve_device
 from .paths import check_render_paths
 from .progress import Progress
+from .audio import Features
+from .audio import features as audio_features
+from .audio import save as save_features
+from .audio import seconds as audio_seconds
 from .clip import MP4_AUDIO, Clip, read
 from .footage import Coherence, FootageSettings, FootageState, footage_frames
 from .measure import Smoothness
 from .objectives import INPUT
 from .presets import Preset, check_objective_files
+from .schedule import Schedule
 from .settings import RenderOptions, check
 from .state import CHECKPOINT, PENDING, RenderState, StateLock, Video, load_checkpoint, save_checkpoint, state_dir
 from .video import (Encoder, PartWriter, Soundtrack, check_ffmpeg, concat, gif_preview, load_pending, pending_files,
@@ -53,6 +58,7 @@ class RenderJob(RenderOptions):
     preset: Preset
     output: Path
     input: str | Path | None = None  # start photo
+    audio: str | Path | None = None  # soundtrack: expressions read its features, the MP4 carries it
     device: str = "auto"
     weights: str | Path | None = None
     frames_dir: Path | None = None  # also keep every frame as a PNG here
@@ -98,8 +104,24 @@ class RenderJob(RenderOptions):
         return {}
 
     def soundtrack(self, frames: int) -> Soundtrack | None:
-        """The audio of the first `frames` frames of the video, if it has any."""
-        return None
+        """The audio of the first `frames` frames of the video, if it has any: cut to them and
+        encoded as AAC."""
+        return None if self.audio is None else Soundtrack(Path(self.audio), 0.0, frames / self.preset.fps)
+
+    def analysed(self, log: Callable[[str], None]) -> tuple[Features | None, Schedule]:
+        """The soundtrack's features (from the state folder when resuming) and the schedule
+        with every expression checked at every frame: all before the network loads."""
+        feats = None
+        if self.audio is not None and not self.preset.reads_audio:
+            audio_seconds(self.audio)  # a damaged or silent soundtrack fails here all the same
+        elif self.audio is not None:
+            sdir = state_dir(Path(self.output))
+            t0 = time.perf_counter()
+            feats = audio_features(self.audio, self.preset.fps, self.preset.frames, sdir if self.resume else None)
+            if time.perf_counter() - t0 > 1:
+                log(f"analysed {Path(self.audio).name}: {len(feats.beats)} beats, about {feats.tempo:.0f} BPM "
+                    f"({time.perf_counter() - t0:.1f} s)")
+        return feats, self.preset.check_expressions(None if feats is None else feats.per_frame)
 
 
 @dataclass(kw_only=True)
@@ -131,7 +153,8 @@ def settings_hash(job: RenderJob, network: Network) -> str:
     for key in ("source", "name", "description"):
         preset.pop(key, None)
     h = hashlib.sha256(json.dumps([preset, job.decisive()], sort_keys=True, default=str).encode())
-    files = [job.input] + [path for seg in job.preset.segments for path, _ in seg.objective.files if path != INPUT]
+    files = [job.input, job.audio]
+    files += [path for seg in job.preset.segments for path, _ in seg.objective.files if path != INPUT]
     for f in [*files, network.source.path]:
         if f is not None:
             h.update(hashlib.sha256(Path(f).read_bytes()).digest())
@@ -164,6 +187,12 @@ class FootageJob(RenderJob):
         c = self.clip
         return {"flow": self.flow, "blend": self.blend, "start": c.start, "end": c.end, "frames": c.frames}
 
+    def analysed(self, log: Callable[[str], None]) -> tuple[Features | None, Schedule]:
+        """Expressions that read audio follow the clip's own sound."""
+        if self.preset.reads_audio and self.clip.audio is not None:
+            return replace(self, audio=self.clip.path).analysed(log)
+        return super().analysed(log)
+
     def soundtrack(self, frames: int) -> Soundtrack | None:
         c = self.clip
         if c.audio is None:
@@ -189,9 +218,11 @@ def footage_preset(preset: Preset, clip: Clip, size: str | None = None, source: 
 
 def render_footage(job: FootageJob, log: Callable[[str], None] | None = None) -> RenderResult:
     """Dream a video file, frame by frame, into job.output, with its audio."""
+    log = log or _stderr
     job.check()
     check_ffmpeg()
     preset = job.preset
+    feats, schedule = job.analysed(log)
     dreamer = Dreamer(load_network(preset.model, job.weights, resolve_device(job.device)), preset.precision)
     for seg in preset.segments:
         dreamer.bound(seg.objective)
@@ -199,27 +230,36 @@ def render_footage(job: FootageJob, log: Callable[[str], None] | None = None) ->
 
     def frames(video: FootageState) -> Iterator[tuple[int, int | None, np.ndarray]]:
         source = read(job.clip, preset.width, preset.height)
-        return footage_frames(dreamer, preset.schedule(), source, video, settings)
+        return footage_frames(dreamer, schedule, source, video, settings)
 
-    return run(job, dreamer, lambda: FootageState(0), FootageState, frames, log)  # type: ignore[arg-type]
+    return run(job, dreamer, lambda: FootageState(0), FootageState, frames, log,  # type: ignore[arg-type]
+               keep=None if feats is None else lambda sdir: save_features(feats, sdir))
 
 
 def render(job: RenderJob, log: Callable[[str], None] | None = None) -> RenderResult:
     """Render a zoom: set up, then frame by frame (encode, checkpoint, progress), then finish."""
+    log = log or _stderr
     job.check()
     check_ffmpeg()  # before any dreaming: a render that cannot be written is not started
     preset = job.preset
+    feats, schedule = job.analysed(log)
     dreamer, start = prepare(preset, job.input, job.device, job.weights, start=not job.resume)
     return run(job, dreamer, lambda: VideoState(LoopState(0, start)), VideoState,  # type: ignore[arg-type]
-               lambda video: video_frames(dreamer, preset.schedule(), video, loop_settings(preset), preset.tail), log)
+               lambda video: video_frames(dreamer, schedule, video, loop_settings(preset), preset.tail), log,
+               keep=None if feats is None else lambda sdir: save_features(feats, sdir))
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)
 
 
 def run(job: RenderJob, dreamer: Dreamer, fresh: Callable[[], Video], kind: type[Video],
         frames: Callable[[Video], Iterator[tuple[int, int | None, np.ndarray]]],
-        log: Callable[[str], None] | None = None) -> RenderResult:
+        log: Callable[[str], None] | None = None, keep: Callable[[Path], None] | None = None) -> RenderResult:
     """The part every render shares: the state folder (fresh, or resumed from its checkpoint as
-    a `kind`), then `frames(video)` (n, position in the video, frame) into the encoder."""
-    log = log or (lambda msg: print(msg, file=sys.stderr))
+    a `kind`), then `frames(video)` (n, position in the video, frame) into the encoder.
+    `keep(folder)` saves what a resume should find in a fresh state folder."""
+    log = log or _stderr
     out, preset = Path(job.output), job.preset
     digest = settings_hash(job, dreamer.network)
     if job.frames_dir is not None:
@@ -237,6 +277,8 @@ def run(job: RenderJob, dreamer: Dreamer, fresh: Callable[[], Video], kind: type
                 log(f"keeping the interrupted render's {state.every} frames per checkpoint (the parts' boundaries)")
         else:
             _clear(sdir)
+            if keep is not None:
+                keep(sdir)
             state = RenderState(fresh(), job.checkpoint_every)
         return _run(job, state, digest, frames(state.video), log)
     finally:

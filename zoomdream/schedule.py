@@ -9,32 +9,51 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, replace
 
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from .errors import UserError
+from .expressions import Expr
 from .objectives import Objective
-from .settings import BY_OBJECTIVE, FRAME_DREAM, DreamSettings, Motion, declared
+from .settings import BY_OBJECTIVE, FRAME_DREAM, DreamSettings, Motion, declared, keyframeable
 
 EASES = ("linear", "smooth")
 
 
-def ease(t: float, how: str) -> float:
+def ease(t, how: str):
     return t * t * (3 - 2 * t) if how == "smooth" else t
 
 
 @dataclass(frozen=True)
 class Param:
-    """A constant or keyframes [(fraction of the segment, value), …]."""
+    """A constant or keyframes [(fraction of the segment, value), …]; a value may be an
+    expression (expressions.Expr), which has a value at every frame."""
 
-    keys: tuple[tuple[float, float], ...]
+    keys: tuple[tuple[float, float | Expr], ...]
     ease: str = "linear"
 
+    @property
+    def constant(self) -> bool:
+        return not any(isinstance(v, Expr) for _, v in self.keys)
+
     def at(self, u: float) -> float:
+        """The value at fraction u of the segment (constant keys only)."""
+        return float(self.values(np.array([u]), lambda v: np.array([v]))[0])
+
+    def values(self, u: np.ndarray, value: Callable[[float | Expr], np.ndarray]) -> np.ndarray:
+        """The value at each fraction `u` of the segment; `value(key value)` gives a key's
+        value at those same frames (an expression's series, a constant broadcast)."""
         keys = self.keys
-        if u <= keys[0][0] or len(keys) == 1:
-            return keys[0][1]
+        out = np.array(np.broadcast_to(value(keys[0][1]), u.shape), dtype=np.float64)
         for (u0, v0), (u1, v1) in zip(keys, keys[1:]):
-            if u <= u1:
-                t = (u - u0) / (u1 - u0) if u1 > u0 else 1.0
-                return v0 + (v1 - v0) * ease(t, self.ease)
-        return keys[-1][1]
+            inside = u > u0
+            if not inside.any():
+                break
+            t = np.clip((u - u0) / (u1 - u0), 0.0, 1.0) if u1 > u0 else np.ones_like(u)
+            a, b = value(v0), value(v1)
+            out = np.where(inside, a + (b - a) * ease(t, self.ease), out)
+        return out
 
 
 @dataclass(frozen=True)
@@ -53,6 +72,7 @@ class FrameSpec:
 
 
 _DREAM = declared(DreamSettings)
+_RANGES = {k: f.metadata["check"] for k, f in keyframeable().items()}
 _MOTION = declared(Motion)
 # A segment's numbers start from the per-frame dream settings and a still camera.
 _DEFAULTS = {**{k: float(getattr(FRAME_DREAM, k) or 0) for k in _DREAM},
@@ -60,9 +80,56 @@ _DEFAULTS = {**{k: float(getattr(FRAME_DREAM, k) or 0) for k in _DREAM},
 
 
 class Schedule:
-    def __init__(self, segments: tuple[Segment, ...], total: int):
-        self.segments, self.total = segments, total
+    """Frame n's objective, dream settings and camera move. `env` holds the variables of
+    every frame that expressions read (expressions.frame_variables)."""
+
+    def __init__(self, segments: tuple[Segment, ...], total: int, env: Mapping[str, np.ndarray] | None = None):
+        self.segments, self.total, self.env = segments, total, env
         self.bounds = [round(s.span[0] * total) for s in segments] + [total]
+        self._series: dict[tuple[int, str], np.ndarray] = {}
+
+    def series(self, i: int, key: str) -> np.ndarray:
+        """Segment i's value of `key` at each of its frames, for a key that holds expressions."""
+        if (i, key) not in self._series:
+            a, b = self.bounds[i], self.bounds[i + 1]
+            p = dict(self.segments[i].params)[key]
+            u = (np.arange(a, b) - a) / max(b - a - 1, 1)
+            self._series[(i, key)] = p.values(u, lambda v: self._expression(v)[a:b] if isinstance(v, Expr) else v)
+        return self._series[(i, key)]
+
+    def _expression(self, e: Expr) -> np.ndarray:
+        if self.env is None or any(name not in self.env for name in e.names):
+            missing = next((n for n in e.names if self.env is None or n not in self.env), "t")
+            raise UserError(f"the expression {str(e)!r} reads '{missing}', which needs a soundtrack",
+                            "give one with --audio FILE, or footage that has sound")
+        return e.values(self.env, self.total)
+
+    def check(self, source: str) -> None:
+        """Every expression's value at every frame is finite and in its setting's range: a zoom
+        that goes to 0 at frame 1,234 is an error before frame 0, naming the frame."""
+        for i, seg in enumerate(self.segments):
+            for key, p in seg.params:
+                if p.constant or self.bounds[i + 1] <= self.bounds[i]:
+                    continue
+                rng = _RANGES[key]
+                try:
+                    vals = self.series(i, key)
+                except UserError as e:
+                    raise UserError(f"{source}: segments[{i}].{key}: {e.problem}", e.fix) from None
+                vals = np.round(vals) if rng.kind is int else vals
+                bad = ~np.isfinite(vals)
+                if rng.lo is not None:
+                    bad |= (vals <= rng.lo) if rng.open_lo else (vals < rng.lo)
+                if rng.hi is not None:
+                    bad |= vals > rng.hi
+                if bad.any():
+                    j = int(np.argmax(bad))
+                    n = self.bounds[i] + j
+                    t = f", t = {self.env['t'][n]:.2f} s" if self.env is not None else ""
+                    v = float(vals[j])
+                    raise UserError(f"{source}: segments[{i}].{key} is {v:g} at frame {n}{t}, but must be "
+                                    f"{rng.describe() if np.isfinite(v) else 'finite'}",
+                                    f"change its expression so that it stays {rng.describe()}")
 
     def segment_at(self, n: int) -> int:
         # The last segment starting at or before n (a segment too short for a frame is skipped).
@@ -73,7 +140,8 @@ class Schedule:
         seg = self.segments[i]
         a, b = self.bounds[i], self.bounds[i + 1]
         u = (n - a) / max(b - a - 1, 1)
-        return {**_DEFAULTS, **{k: p.at(u) for k, p in seg.params}}
+        return {**_DEFAULTS, **{k: p.at(u) if p.constant else float(self.series(i, k)[min(max(n - a, 0), b - a - 1)])
+                                for k, p in seg.params}}
 
     def motion(self, n: int) -> Motion:
         """Frame n's camera move (past the end, a loop's tail, the last frame's)."""
