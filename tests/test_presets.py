@@ -1,5 +1,8 @@
 import pytest
 
+from clips import song as made_up_song
+from clips import write_audio
+
 from zoomdream.errors import UserError
 from zoomdream.presets import load_preset, parse_preset, preset_paths
 from zoomdream.render import RenderJob, render
@@ -31,7 +34,7 @@ SEG = {"objective": "features.8"}
     ({"segments": [{"zoom": [[10**400, 1.1]]}]}, "segments[0].zoom[0]", ["too large"]),
     ({"loop_seconds": 1e300}, "loop_seconds", ["at most 3600"]),
     ({"size": "32x100000"}, "size", ["16384"]),
-    ({"segments": [{"zoom": "fast"}]}, "segments[0].zoom", ["must be a number"]),
+    ({"segments": [{"zoom": "fast"}]}, "segments[0].zoom", ["unknown name 'fast'", "did you mean"]),
     ({"segments": [{"steps": 2.5}]}, "segments[0].steps", ["whole number"]),
     ({"segments": [{"objective": "features.99"}]}, "segments[0].objective", ["unknown layer"]),
     ({"segments": [{"objective": "class:bananna"}]}, "segments[0].objective", ["banana"]),
@@ -87,8 +90,9 @@ def test_keyframes_and_crossfade_schedule():
 def test_every_shipped_preset_renders_two_frames(name, tmp_path, photo_file):
     p = load_preset(name).with_overrides(frames=2, width=64, height=64)
     assert p.description
+    song = write_audio(tmp_path / "song.wav", made_up_song(2)) if p.reads_audio else None  # music follows a song
     job = RenderJob(preset=p, output=tmp_path / f"{name}.mp4", input=str(photo_file) if p.start == "photo" else None,
-                    device="cpu", progress=False)
+                    audio=song, device="cpu", progress=False)
     res = render(job, log=lambda m: None)
     assert res.frames == 2 and not res.interrupted
     assert probe(tmp_path / f"{name}.mp4")[0] == 2
