@@ -89,6 +89,9 @@ def test_output_has_the_inputs_frames_rate_and_audio(tmp_path):
     assert r.returncode == 0, r.stderr
     assert clips.probe(trimmed).frames == 15
     assert len(audio_samples(trimmed)) / 44100 == pytest.approx(1.0, abs=1 / 15)
+    # expressions that read audio follow the footage's own sound
+    r = run_main("video", clip, "-o", tmp_path / "m.mp4", "--device", "cpu", "-q", "--end", "0.5", "--preset", "music")
+    assert r.returncode == 0, r.stderr
 
 
 def test_rotated_footage_is_read_upright(tmp_path):
@@ -159,6 +162,7 @@ def bad_videos(tmp_path_factory):
     ("good.mp4", ["--flow", "magic"], ["--flow", "dis, farneback, off"]),
     ("good.mp4", ["--blend", "1.5"], ["--blend"]),
     ("good.mp4", ["--preset", "loop"], ["loop"]),
+    ("good.mp4", ["--preset", "music"], ["reads 'bass'", "footage that has sound"]),
     ("good.mp4", ["--objective", "content:INPUT@features.4"], ["INPUT"]),
 ])  # fmt: skip
 def test_bad_video_input_is_one_line(bad_videos, tmp_path, name, extra, words):

@@ -190,7 +190,7 @@ class FootageJob(RenderJob):
     def analysed(self, log: Callable[[str], None]) -> tuple[Features | None, Schedule]:
         """Expressions that read audio follow the clip's own sound."""
         if self.preset.reads_audio and self.clip.audio is not None:
-            return replace(self, audio=self.clip.path).analysed(log)
+            return RenderJob.analysed(replace(self, audio=self.clip.path), log)
         return super().analysed(log)
 
     def soundtrack(self, frames: int) -> Soundtrack | None:
