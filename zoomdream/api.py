@@ -12,7 +12,7 @@ declarations (settings.py), so a bad value gets the same one-line UserError from
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +131,7 @@ def render(
     checkpoint_every: int | None = None,
     progress: bool = False,
     draft: bool = False,
+    log: Callable[[str], None] | None = None,
     source: str = "zoomdream.render()",
     **overrides: Any,
 ) -> RenderResult:
@@ -138,7 +139,8 @@ def render(
     size (or width and height), seed, model, loop, crf, precision, cadence, momentum, objective…
     `audio`: a soundtrack, which the MP4 carries and the preset's expressions follow (beat,
     bass, …); the video lasts as long as it unless seconds or frames are given.
-    `draft`: half the size, cadence 6, one octave (Preset.drafted), to judge a preset fast."""
+    `draft`: half the size, cadence 6, one octave (Preset.drafted), to judge a preset fast.
+    `log` receives the render's messages (default: stderr)."""
     p = load_preset(preset).with_overrides(source=source, **overrides)
     if audio is not None and overrides.get("seconds") is None and overrides.get("frames") is None:
         from .audio import seconds
@@ -148,7 +150,7 @@ def render(
                     input=input, audio=audio, device=device, weights=weights, frames_dir=Path(frames_dir) if frames_dir else None,
                     gif=Path(gif) if gif else None, resume=resume, overwrite=overwrite, progress=progress,
                     source=source, **({"checkpoint_every": checkpoint_every} if checkpoint_every is not None else {}))
-    return render_job(job)
+    return render_job(job, log)
 
 
 def dream_video(

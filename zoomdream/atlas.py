@@ -85,10 +85,10 @@ def labelled(tile: np.ndarray, text: str) -> np.ndarray:
     return np.vstack([tile, np.asarray(strip)])
 
 
-def grid(tiles: list[np.ndarray]) -> np.ndarray:
-    """Tiles of one size in rows, as square an arrangement as the count allows."""
+def grid(tiles: list[np.ndarray], cols: int | None = None) -> np.ndarray:
+    """Tiles of one size in rows of `cols`, or as square an arrangement as the count allows."""
     n = len(tiles)
-    cols = int(np.ceil(np.sqrt(n * tiles[0].shape[0] / tiles[0].shape[1])))
+    cols = cols or int(np.ceil(np.sqrt(n * tiles[0].shape[0] / tiles[0].shape[1])))
     rows = -(-n // cols)
     th, tw = tiles[0].shape[:2]
     out = np.full((rows * th + (rows - 1) * GAP, cols * tw + (cols - 1) * GAP, 3), 255, np.uint8)

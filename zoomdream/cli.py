@@ -234,6 +234,110 @@ def atlas(
     print(f"wrote      {output}")
 
 
+BATCH_HELP = {
+    "jobs": "Jobs to run at once on this machine, each in its own process (default 1).",
+    "ray": "Run each job as a task on a Ray cluster: auto (the cluster this machine is in), HOST:PORT, or "
+           "local (a Ray on this machine). Outputs and inputs must be on a path every node sees.",
+    "device": "auto, cpu, cuda, cuda:N or mps (for every job).",
+}
+
+
+def _run_batch(specs: list, jobs: int, ray: Optional[str], overwrite: bool, quiet: bool,
+               sheet: Optional[Path]) -> None:
+    """The batch and sweep commands' common end: run, sheet, summary, exit status."""
+    from .batch import contact_sheet, run_batch
+
+    if jobs < 1:
+        raise UserError(f"--jobs must be at least 1, got {jobs}", "use --jobs 1 or more")
+    t0 = time.perf_counter()
+    try:
+        outcomes = run_batch(specs, jobs=jobs, ray=ray, overwrite=overwrite, progress=not quiet)
+    except KeyboardInterrupt:
+        _echo("interrupted: finished jobs are kept and unfinished ones checkpointed; "
+              "run the same command again to continue")
+        raise typer.Exit(130) from None
+    counts = {k: sum(o.status == k for o in outcomes) for k in ("done", "skipped", "interrupted", "failed")}
+    print(f"jobs       {counts['done']} rendered, {counts['skipped']} already finished, {counts['failed']} failed"
+          f"{', ' + str(counts['interrupted']) + ' interrupted' if counts['interrupted'] else ''} "
+          f"of {len(specs)} in {time.perf_counter() - t0:.1f} s")
+    if sheet is not None:
+        contact_sheet(specs, sheet)
+        print(f"sheet      {sheet}")
+    if counts["interrupted"] or len(outcomes) < len(specs):
+        _echo("interrupted: run the same command again to continue")
+        raise typer.Exit(130)
+    if counts["failed"]:
+        for o in outcomes:
+            if o.status == "failed":
+                _echo(f"failed: {o.name}: {o.error}")
+        raise typer.Exit(1)
+
+
+@app.command()
+def batch(
+    jobs_file: Path = typer.Argument(..., help="A TOML file: [defaults], then [[jobs]] with output, preset, input, "
+                                               "audio and any preset key."),
+    jobs: int = typer.Option(1, "--jobs", help=BATCH_HELP["jobs"]),
+    ray: Optional[str] = typer.Option(None, help=BATCH_HELP["ray"]),
+    sheet: Optional[Path] = typer.Option(None, help="Also write a contact sheet: one labelled cell per job (.png)."),
+    device: str = typer.Option("auto", help=BATCH_HELP["device"]),
+    overwrite: bool = typer.Option(False, help="Render every job again (finished ones are otherwise skipped)."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar or progress lines."),
+) -> None:
+    """Many renders from a jobs file: finished ones are skipped, unfinished ones resumed."""
+    from .batch import read_jobs
+
+    if sheet is not None:
+        from .paths import output_file
+
+        output_file(sheet, (".png",), overwrite=True, what="--sheet")
+    _run_batch(read_jobs(jobs_file, device), jobs, ray, overwrite, quiet, sheet)
+
+
+@app.command()
+def sweep(
+    output: Path = typer.Option(..., "-o", "--output", help="Folder for the videos, their logs and sheet.png."),
+    preset: str = typer.Option("default", help="Preset name or .toml file."),
+    seeds: Optional[str] = typer.Option(None, help="Seeds to render, e.g. 0-7 or 1,4,9."),
+    vary: list[str] = typer.Option([], help="KEY=V1,V2,…: a preset key or segment number to vary (repeatable), "
+                                            "e.g. objective=features.7,features.13 or zoom=1.1,1.3."),
+    input: Optional[Path] = typer.Option(None, "--input", help="Start photo for every job."),
+    audio: Optional[Path] = typer.Option(None, help="Soundtrack for every job."),
+    seconds: Optional[float] = typer.Option(None, help="Length of every video, seconds."),
+    size: Optional[str] = typer.Option(None, help="Frame size WIDTHxHEIGHT of every video."),
+    objective: Optional[str] = typer.Option(None, help="Objective of every job (unless varied)."),
+    jobs: int = typer.Option(1, "--jobs", help=BATCH_HELP["jobs"]),
+    ray: Optional[str] = typer.Option(None, help=BATCH_HELP["ray"]),
+    device: str = typer.Option("auto", help=BATCH_HELP["device"]),
+    overwrite: bool = typer.Option(False, help="Render every job again (finished ones are otherwise skipped)."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar or progress lines."),
+) -> None:
+    """A grid of renders (seeds × each --vary), named after what varies, with a contact sheet."""
+    from .batch import sweep_jobs
+    from .paths import output_folder
+
+    output_folder(output, "-o")
+    specs = sweep_jobs(output, preset, seeds, vary, None if input is None else str(input),
+                       None if audio is None else str(audio), device, seconds=seconds, size=size,
+                       objective=objective)
+    _run_batch(specs, jobs, ray, overwrite, quiet, Path(output) / "sheet.png")
+
+
+@app.command("job", hidden=True)
+def job_command(spec: str = typer.Argument(...), threads: int = typer.Option(0),
+                overwrite: bool = typer.Option(False)) -> None:
+    """One job of a batch, in its own process (`batch --jobs N`): prints its outcome as JSON."""
+    import json
+    from dataclasses import asdict
+
+    from .batch import JobSpec, run_one
+
+    outcome = run_one(JobSpec(**json.loads(spec)), overwrite, threads or None)
+    print(json.dumps(asdict(outcome)))
+    if outcome.status == "interrupted":
+        raise typer.Exit(130)
+
+
 @app.command("audio")
 def audio_command(
     file: Path = typer.Argument(..., help="Sound file (MP3, WAV, FLAC, AAC, or a video with sound)."),

@@ -92,10 +92,19 @@ class Preset:
     def with_overrides(self, source: str = COMMAND_LINE, **kw: Any) -> Preset:
         """Apply flags or API keywords (None: not given), validated like the preset's keys.
         `size` ("WxH", or `width` and `height`) and `frames` are accepted beside its own keys, and
-        `objective`, which replaces every segment's."""
+        `objective` and the segment numbers (zoom, steps, … or an expression), which replace
+        every segment's."""
         given = {k: v for k, v in kw.items() if v is not None}
         objective = given.pop("objective", None)
+        numbers = {k: given.pop(k) for k in list(given) if k in keyframeable()}
         out = replace(self, **_top_level(given, source, self))
+        if numbers:  # a segment number (zoom, steps, …): the same for every segment
+            params = {k: Param(((0.0, _number(v, path_of(k, source), keyframeable()[k].metadata["check"], source)),))
+                      for k, v in numbers.items()}
+            out = replace(out, segments=tuple(replace(seg, params=tuple(sorted({**dict(seg.params), **params}.items())))
+                                              for seg in out.segments))
+            if not out.reads_audio:
+                out.check_expressions()
         if objective is not None:
             from .models import net_info
 
@@ -162,6 +171,8 @@ def check_overrides(source: str = COMMAND_LINE, **kw: Any) -> None:
     given = {k: v for k, v in kw.items() if v is not None}
     if "objective" in given:
         _objective(given.pop("objective"), path_of("objective", source), source)
+    for k in [k for k in given if k in keyframeable()]:
+        _number(given.pop(k), path_of(k, source), keyframeable()[k].metadata["check"], source)
     _top_level(given, source, Preset())
 
 

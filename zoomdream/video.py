@@ -353,6 +353,22 @@ def read_frames(path: Path) -> list[np.ndarray]:
     return [np.frombuffer(b, np.uint8).reshape(h, w, 3) for b in gen]
 
 
+def middle_frame(path: Path) -> np.ndarray:
+    """The frame in the middle of a video (RGB uint8), or a one-line error."""
+    import imageio_ffmpeg
+
+    try:
+        frames, seconds = probe(path)
+        gen = imageio_ffmpeg.read_frames(str(path), input_params=["-ss", f"{seconds / 2:.3f}"])
+        meta = next(gen)
+        w, h = meta["size"]
+        frame = np.frombuffer(next(gen), np.uint8).reshape(h, w, 3)
+        gen.close()
+        return frame
+    except (OSError, RuntimeError, StopIteration) as e:
+        raise UserError(f"cannot read a frame of {path} ({type(e).__name__})", "check the video plays") from None
+
+
 def gif_preview(video: Path, gif: Path, seconds: float = 6.0, width: int = 320, fps: int = 12) -> None:
     """A short looping GIF with its own palette (the default web palette bands badly)."""
     vf = (f"fps={fps},scale={width}:-2:flags=lanczos,split[a][b];"
