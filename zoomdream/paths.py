@@ -85,7 +85,8 @@ def output_folder(path: str | os.PathLike, what: str) -> Path:
         parent = next((a for a in p.absolute().parents if a.exists()), Path("/"))
         writable_folder(parent, f"{what} {p}: folder")
     elif not stat.S_ISDIR(st.st_mode):
-        raise UserError(f"{what} {p} is {_kind(st.st_mode)}, not a folder", "give a folder")
+        kind = "a file" if stat.S_ISREG(st.st_mode) else _kind(st.st_mode)
+        raise UserError(f"{what} {p} is {kind}, not a folder", "give a folder")
     else:
         writable_folder(p, what)
     return p
