@@ -66,6 +66,7 @@ def main() -> None:
 
     footage()
     music()
+    sheet()
     zoomdream.atlas(photo, OUT / "atlas-chelsea.jpg", net, size=160, channels="features.10:4", progress=True)
     print(f"wrote {OUT}")
 
@@ -126,6 +127,19 @@ def music() -> None:
         f = audio.features(write_audio(Path(tmp) / "song.mp3", song(30)), 24)
         f.path = Path("song.mp3")
         audio.plot(f, OUT / "audio-features.png")
+
+
+def sheet() -> None:
+    """A sweep's contact sheet: two seeds × three layers of the default preset, 2 s each."""
+    import tempfile
+
+    from zoomdream.batch import contact_sheet, run_batch, sweep_jobs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        specs = sweep_jobs(tmp, seeds="0-1", vary=["objective=features.4,features.10,features.13"], size="192x192",
+                           seconds=2)
+        run_batch(specs, progress=False)
+        contact_sheet(specs, OUT / "sweep-sheet.jpg", cell=192)
 
 
 def _fifty_fifty(source: list[np.ndarray]) -> list[np.ndarray]:
