@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "dream": "api", "frames": "api", "render": "api", "atlas": "api", "dream_video": "api",
-    "DreamSettings": "dream", "Dreamer": "dream", "DreamStats": "dream", "UserError": "errors", "Network": "models",
+    "dream": "api", "frames": "api", "render": "api", "atlas": "api", "dream_video": "api", "sweep": "api",
+    "batch": "api", "DreamSettings": "dream", "Dreamer": "dream", "DreamStats": "dream", "UserError": "errors", "Network": "models",
     "load_network": "models", "Motion": "motion",
     "Objective": "objectives", "parse_objective": "objectives", "Preset": "presets", "load_preset": "presets",
 }  # fmt: skip
 __all__ = [*_EXPORTS, "__version__"]
 
 if TYPE_CHECKING:
-    from .api import atlas, dream, dream_video, frames, render
+    from .api import atlas, batch, dream, dream_video, frames, render, sweep
     from .dream import DreamSettings, Dreamer, DreamStats
     from .errors import UserError
     from .models import Network, load_network
@@ -43,7 +43,7 @@ def __getattr__(name: str) -> Any:
 
 
 class _Package(types.ModuleType):
-    # `dream`, `frames`, `render` and `atlas` name both an API function and a module. Importing the
+    # `dream`, `frames`, `render`, `atlas` and `batch` name both an API function and a module. Importing the
     # module sets it as an attribute of the package; the function must keep the name.
     def __setattr__(self, name: str, value: Any) -> None:
         if not (name in _EXPORTS and isinstance(value, types.ModuleType)):

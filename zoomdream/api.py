@@ -6,6 +6,7 @@ declarations (settings.py), so a bad value gets the same one-line UserError from
     out = zoomdream.dream("cat.jpg", objective="features.13")        # H×W×3 uint8
     zoomdream.render("zoom.mp4", preset="deep-zoom", seconds=5)
     zoomdream.dream_video("clip.mp4", "dreamed.mp4", end=4)         # your footage, dreamed
+    zoomdream.sweep("tries", seeds="0-3", vary=["zoom=1.1,1.3"])     # many renders, and sheet.png
     for frame in zoomdream.frames(preset="default", frames=10): ...   # H×W×3 uint8
     grid = zoomdream.atlas("cat.jpg", "atlas.png")                    # every layer's look
 """
@@ -193,6 +194,55 @@ def dream_video(
                      resume=resume, overwrite=overwrite, progress=progress, source=source,
                      **({"checkpoint_every": checkpoint_every} if checkpoint_every is not None else {}))
     return render_footage(job)
+
+
+def sweep(
+    folder: str | Path,
+    preset: str | Path = "default",
+    *,
+    seeds: str | None = None,
+    vary: list[str] | None = None,
+    input: str | Path | None = None,
+    audio: str | Path | None = None,
+    jobs: int = 1,
+    ray: str | None = None,
+    device: str = "auto",
+    overwrite: bool = False,
+    progress: bool = False,
+    **overrides: Any,
+) -> list:
+    """Render the grid `seeds` ("0-7") × each of `vary` ("KEY=V1,V2") into `folder`, named after
+    what varies, and write folder/sheet.png. Finished videos are skipped and unfinished ones
+    resumed, so calling it again finishes an interrupted sweep. `jobs`: renders at once here;
+    `ray`: "auto", "local" or HOST:PORT to run each as a Ray task. `overrides`: preset keys for
+    every job (seconds, size, objective, zoom, …). Returns each job's outcome."""
+    from .batch import contact_sheet, run_batch, sweep_jobs
+
+    specs = sweep_jobs(folder, str(preset), seeds, vary, None if input is None else str(input),
+                       None if audio is None else str(audio), device, **overrides)
+    outcomes = run_batch(specs, jobs=jobs, ray=ray, overwrite=overwrite, progress=progress)
+    contact_sheet(specs, Path(folder) / "sheet.png")
+    return outcomes
+
+
+def batch(
+    jobs_file: str | Path,
+    *,
+    jobs: int = 1,
+    ray: str | None = None,
+    sheet: str | Path | None = None,
+    device: str = "auto",
+    overwrite: bool = False,
+    progress: bool = False,
+) -> list:
+    """Run the renders a jobs file lists (see README, Batches); `sheet`: also a contact sheet."""
+    from .batch import contact_sheet, read_jobs, run_batch
+
+    specs = read_jobs(jobs_file, device)
+    outcomes = run_batch(specs, jobs=jobs, ray=ray, overwrite=overwrite, progress=progress)
+    if sheet is not None:
+        contact_sheet(specs, sheet)
+    return outcomes
 
 
 def atlas(

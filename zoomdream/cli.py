@@ -242,16 +242,11 @@ BATCH_HELP = {
 }
 
 
-def _run_batch(specs: list, jobs: int, ray: Optional[str], overwrite: bool, quiet: bool,
-               sheet: Optional[Path]) -> None:
-    """The batch and sweep commands' common end: run, sheet, summary, exit status."""
-    from .batch import contact_sheet, run_batch
-
-    if jobs < 1:
-        raise UserError(f"--jobs must be at least 1, got {jobs}", "use --jobs 1 or more")
+def _run_batch(run: Callable[[], list], total: int, sheet: Optional[Path]) -> None:
+    """The batch and sweep commands' common end: run, summary, exit status."""
     t0 = time.perf_counter()
     try:
-        outcomes = run_batch(specs, jobs=jobs, ray=ray, overwrite=overwrite, progress=not quiet)
+        outcomes = run()
     except KeyboardInterrupt:
         _echo("interrupted: finished jobs are kept and unfinished ones checkpointed; "
               "run the same command again to continue")
@@ -259,11 +254,10 @@ def _run_batch(specs: list, jobs: int, ray: Optional[str], overwrite: bool, quie
     counts = {k: sum(o.status == k for o in outcomes) for k in ("done", "skipped", "interrupted", "failed")}
     print(f"jobs       {counts['done']} rendered, {counts['skipped']} already finished, {counts['failed']} failed"
           f"{', ' + str(counts['interrupted']) + ' interrupted' if counts['interrupted'] else ''} "
-          f"of {len(specs)} in {time.perf_counter() - t0:.1f} s")
+          f"of {total} in {time.perf_counter() - t0:.1f} s")
     if sheet is not None:
-        contact_sheet(specs, sheet)
         print(f"sheet      {sheet}")
-    if counts["interrupted"] or len(outcomes) < len(specs):
+    if counts["interrupted"] or len(outcomes) < total:
         _echo("interrupted: run the same command again to continue")
         raise typer.Exit(130)
     if counts["failed"]:
@@ -285,13 +279,17 @@ def batch(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar or progress lines."),
 ) -> None:
     """Many renders from a jobs file: finished ones are skipped, unfinished ones resumed."""
+    from . import api
     from .batch import read_jobs
 
+    _check_jobs_flag(jobs)
     if sheet is not None:
         from .paths import output_file
 
         output_file(sheet, (".png",), overwrite=True, what="--sheet")
-    _run_batch(read_jobs(jobs_file, device), jobs, ray, overwrite, quiet, sheet)
+    total = len(read_jobs(jobs_file, device))
+    _run_batch(lambda: api.batch(jobs_file, jobs=jobs, ray=ray, sheet=sheet, device=device, overwrite=overwrite,
+                                 progress=not quiet), total, sheet)
 
 
 @app.command()
@@ -313,14 +311,22 @@ def sweep(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar or progress lines."),
 ) -> None:
     """A grid of renders (seeds × each --vary), named after what varies, with a contact sheet."""
+    from . import api
     from .batch import sweep_jobs
     from .paths import output_folder
 
+    _check_jobs_flag(jobs)
     output_folder(output, "-o")
-    specs = sweep_jobs(output, preset, seeds, vary, None if input is None else str(input),
-                       None if audio is None else str(audio), device, seconds=seconds, size=size,
-                       objective=objective)
-    _run_batch(specs, jobs, ray, overwrite, quiet, Path(output) / "sheet.png")
+    given = {"seconds": seconds, "size": size, "objective": objective}
+    total = len(sweep_jobs(output, preset, seeds, vary, **given))
+    _run_batch(lambda: api.sweep(output, preset, seeds=seeds, vary=vary, input=input, audio=audio, jobs=jobs,
+                                 ray=ray, device=device, overwrite=overwrite, progress=not quiet, **given),
+               total, Path(output) / "sheet.png")
+
+
+def _check_jobs_flag(jobs: int) -> None:
+    if jobs < 1:
+        raise UserError(f"--jobs must be at least 1, got {jobs}", "use --jobs 1 or more")
 
 
 @app.command("job", hidden=True)
