@@ -4,6 +4,7 @@ minutes on an H100 (`make bench-gpu`, which runs bench/gpu.sh). Runs on the CPU 
 
     correctness  a default-preset render's frames on the GPU against the CPU's; resume on the
                  GPU gives the identical video; the dream step's gradient on both
+    tests        the device-independent test files with every "cpu" run on the GPU
     overhead     the dream step against the bare forward+backward (bench.py's table)
     speed        the default preset's seconds per frame at 512², 1920×1080 and 3840×2160: the
                  whole render, the dreaming alone, and the encoder's share
@@ -87,6 +88,43 @@ def speed(device: torch.device, quick: bool) -> list[str]:
     return rows
 
 
+TEST_FILES = ["tests/test_dream.py", "tests/test_motion.py", "tests/test_render.py", "tests/test_smoothness.py",
+              "tests/test_style_content.py", "tests/test_footage.py"]
+
+
+def tests(device: torch.device, quick: bool) -> list[str]:
+    """The tests that do not depend on the device, with every "cpu" in them run on `device`
+    (ZOOMDREAM_FORCE_DEVICE, subprocesses included). Those that compare against the CPU's own
+    numbers may fail there for that reason alone: the failures are listed, not hidden."""
+    import os
+    import re
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    files = TEST_FILES[:2] if quick else TEST_FILES
+    env = dict(os.environ, ZOOMDREAM_FORCE_DEVICE=str(device))
+    t0 = time.perf_counter()
+    try:
+        timeout = ["--timeout=120"] if _has_timeout() else []
+        r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rf", "-p", "no:cacheprovider", "-o", "addopts=",
+                            *timeout, *files], cwd=root, env=env, capture_output=True, text=True, timeout=330)
+        out = r.stdout + r.stderr
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"").decode(errors="replace") + "\n(stopped after 330 s)"
+    summary = next((ln for ln in reversed(out.splitlines()) if re.search(r"\d+ (passed|failed)", ln)), "no summary")
+    failed = sorted(set(re.findall(r"^FAILED (\S+)", out, re.M)))
+    rows = [f"| tests on {device} ({', '.join(Path(f).stem for f in files)}) | result |", "|---|---|",
+            f"| pytest, {time.perf_counter() - t0:.0f} s | {summary.strip('= ')} |"]
+    rows += [f"| failed | {name} |" for name in failed]
+    return rows
+
+
+def _has_timeout() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("pytest_timeout") is not None
+
+
 def precision(device: torch.device, quick: bool) -> list[str]:
     rows = bench.section_precision(device, quick)
     if device.type == "cuda":  # TF32: fp32 storage, tensor-core matmuls and convolutions
@@ -119,11 +157,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda", help="cuda (default), cuda:N, or cpu to check the script itself")
     ap.add_argument("--quick", action="store_true", help="small sizes and few repetitions (a smoke run)")
-    ap.add_argument("--only", nargs="+", choices=["correctness", "overhead", "speed", "precision"])
+    ap.add_argument("--only", nargs="+", choices=["correctness", "tests", "overhead", "speed", "precision"])
     args = ap.parse_args()
     device = resolve_device(args.device)
     print(f"# zoomdream on {device}\n\nmachine: {bench.machine(device)}\n", flush=True)
-    sections = {"correctness": correctness, "overhead": lambda d, q: bench.section_overhead(d, [512, 1024], q),
+    sections = {"correctness": correctness, "tests": tests, "overhead": lambda d, q: bench.section_overhead(d, [512, 1024], q),
                 "speed": speed, "precision": precision}
     t_all = time.perf_counter()
     for name in args.only or list(sections):

@@ -173,3 +173,20 @@ def test_unknown_model_and_device():
     if not torch.cuda.is_available():  # on a CUDA machine this one works
         with pytest.raises(UserError, match="no CUDA"):
             load_network("mobilenet_v2", device="cuda")
+
+
+def test_a_forced_device_takes_every_cpu_request(monkeypatch):
+    """bench/gpu.sh runs the CPU tests on a GPU this way; with no GPU the request fails in one line."""
+    import torch
+
+    from zoomdream.errors import UserError
+    from zoomdream.models import resolve_device
+
+    monkeypatch.setenv("ZOOMDREAM_FORCE_DEVICE", "cuda")
+    if torch.cuda.is_available():
+        assert resolve_device("cpu").type == "cuda" and resolve_device("auto").type == "cuda"
+    else:
+        with pytest.raises(UserError, match="no CUDA GPU"):
+            resolve_device("cpu")
+    monkeypatch.setenv("ZOOMDREAM_FORCE_DEVICE", "cpu")
+    assert resolve_device("cpu").type == "cpu"
