@@ -161,8 +161,9 @@ def main() -> None:
     args = ap.parse_args()
     device = resolve_device(args.device)
     print(f"# zoomdream on {device}\n\nmachine: {bench.machine(device)}\n", flush=True)
-    sections = {"correctness": correctness, "tests": tests, "overhead": lambda d, q: bench.section_overhead(d, [512, 1024], q),
-                "speed": speed, "precision": precision}
+    sections = {"correctness": correctness, "tests": tests,
+                "overhead": lambda d, q: bench.section_overhead(d, [512, 1024], q), "speed": speed,
+                "precision": precision}
     t_all = time.perf_counter()
     for name in args.only or list(sections):
         t0 = time.perf_counter()

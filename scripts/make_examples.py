@@ -97,7 +97,8 @@ def footage() -> None:
             if kw is not None:
                 res = zoomdream.dream_video(clip, Path(tmp) / "o.mp4", overwrite=True, **kw)
                 runs[name] = read_frames(Path(tmp) / "o.mp4")
-                print(f"{name}: warping error {res.coherence.output.value:.5f} (source {res.coherence.source.value:.5f})")
+                co = res.coherence
+                print(f"{name}: warping error {co.output.value:.5f} (source {co.source.value:.5f})")
         runs["DeepDreamVideo-style 50/50, no flow"] = _fifty_fifty(decoded)
     f = pair(FlowMethod("dis"), grey(decoded[t]), grey(decoded[t + 1]))
     mask = consistent(f.forward, f.backward)[..., None]

@@ -30,13 +30,13 @@ def _deepdreamvideo(mobilenet, source: list[np.ndarray]) -> float:
     error measured as `zoomdream video` measures its own."""
     spec = load_preset("footage").schedule().at(0)
     dreamer, measure, err = Dreamer(mobilenet), FlowMethod("dis"), WarpError()
-    prev = None
+    prev, last = None, None
     for n, frame in enumerate(source):
         src = to_tensor(frame.astype(np.float32) / 255)
         x = src if prev is None else 0.5 * src + 0.5 * prev
         prev = dreamer(x, spec.objective, spec.dream, frame_generator(0, n))
         shown = to_uint8(prev[0].permute(1, 2, 0).numpy())
-        if n:
+        if last is not None:
             f = pair(measure, grey(source[n - 1]), grey(frame))
             err = err.add(last, shown, f.forward, consistent(f.forward, f.backward))
         last = shown
@@ -162,10 +162,14 @@ def bad_videos(tmp_path_factory):
     ("good.mp4", ["--flow", "magic"], ["--flow", "dis, farneback, off"]),
     ("good.mp4", ["--blend", "1.5"], ["--blend"]),
     ("good.mp4", ["--preset", "loop"], ["loop"]),
+    ("good.mp4", ["--overwrite", "-o", "SELF"], ["is the input video"]),
     ("good.mp4", ["--preset", "music"], ["reads 'bass'", "footage that has sound"]),
     ("good.mp4", ["--objective", "content:INPUT@features.4"], ["INPUT"]),
 ])  # fmt: skip
 def test_bad_video_input_is_one_line(bad_videos, tmp_path, name, extra, words):
     out = tmp_path / "out.mp4"
+    extra = [str(bad_videos / name) if a == "SELF" else a for a in extra]
+    before = (bad_videos / name).read_bytes() if (bad_videos / name).exists() else None
     assert_user_error(run_main("video", bad_videos / name, "-o", out, "--device", "cpu", *extra), *words)
     assert not out.exists()
+    assert before is None or (bad_videos / name).read_bytes() == before  # the input is never touched

@@ -40,6 +40,16 @@ def test_zoom_peaks_within_a_frame_of_every_click(clicks):
     assert not stray, f"zoom peaks at frames {stray} with no click there"
 
 
+def test_a_soundtrack_read_from_a_later_start_keeps_its_beats(clicks):
+    path, times = clicks
+    f = audio.features(path, 24, frames=24 * 12, start=3.75)  # as `video --start 3.75` reads its clip's sound
+    later = times[times >= 3.75] - 3.75
+    assert all(np.abs(later - b).min() < 1 / 24 for b in f.beats)  # every beat is on a click, shifted
+    assert all(np.abs(f.beats - c).min() < 1 / 24 for c in later[later > 0.5])  # and (past 0.5 s) every click
+    short = audio.features(path, 24, frames=24 * 30)  # the video outlasts the song: silence after it
+    assert short.per_frame["beat"][24 * 20 + 12 :].max() < 0.01 and short.per_frame["rms"][24 * 21 :].max() == 0
+
+
 def test_features_are_normalised_and_the_bass_follows_the_bass(tmp_path):
     rate = 44100
     t = np.arange(8 * rate) / rate
@@ -72,6 +82,7 @@ def test_expressions_at_every_frame():
     ("1 + sinus(t)", ["unknown function sinus()", "did you mean"]),
     ("__import__('os').system('true')", ["calls through attribute access"]),
     ("__import__('os')", ["unknown function __import__()"]),
+    ("max(bass, mid, treble)", ["max() takes 2 arguments"]),
     ("t.__class__", ["attribute"]),
     ("1 - t", ["segments[0].zoom is 0 at frame 24", "t = 1.00 s"]),
     ("log(t)", ["at frame 0", "finite"]),

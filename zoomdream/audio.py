@@ -24,7 +24,7 @@ import numpy as np
 from .clip import damaged, ffmpeg_info
 from .errors import UserError
 from .expressions import AUDIO_VARIABLES
-from .paths import IMAGE_SUFFIXES, input_file
+from .paths import IMAGE_SUFFIXES, file_digest, input_file
 from .video import ffmpeg_exe
 
 SAMPLE_RATE = 22050  # librosa's: enough for beats and bands up to 11 kHz, and half the work of 44.1k
@@ -47,6 +47,7 @@ class Features:
     tempo: float  # beats per minute, as the beat tracker found it
     beats: np.ndarray  # beat times, seconds
     per_frame: dict[str, np.ndarray] = field(default_factory=dict)  # AUDIO_VARIABLES → values, 0..1
+    start: float = 0.0  # where in the file the analysis starts, seconds
 
     def to_json(self) -> dict:
         return {"file": str(self.path), "seconds": self.seconds, "fps": self.fps, "frames": self.frames,
@@ -68,9 +69,10 @@ def check_audio_file(path: str | Path) -> Path:
     return p
 
 
-def decode(path: Path) -> np.ndarray:
-    """The first sound stream as mono float32 at SAMPLE_RATE."""
-    r = subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-ac", "1",
+def decode(path: Path, start: float = 0.0) -> np.ndarray:
+    """The first sound stream from `start` seconds on, as mono float32 at SAMPLE_RATE."""
+    seek = ["-ss", f"{start:.6f}"] if start > 0 else []
+    r = subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", *seek, "-i", str(path), "-map", "0:a:0", "-ac", "1",
                         "-ar", str(SAMPLE_RATE), "-f", "f32le", "-"], capture_output=True, start_new_session=True)
     if r.returncode != 0 or r.stderr.strip():
         raise damaged(path, r.stderr.decode(errors="replace"), "audio")
@@ -113,8 +115,9 @@ def analyse(samples: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, flo
 
 
 def per_frame(hops: dict[str, np.ndarray], beats: np.ndarray, fps: float, frames: int) -> dict[str, np.ndarray]:
-    """The analysis resampled to video frames: onset as the strongest within each frame (a
-    click shorter than a frame still counts), the others at the frame's middle."""
+    """The analysis resampled to the `frames` video frames the track lasts: onset as the
+    strongest within each frame (a click shorter than a frame still counts), the others at
+    the frame's middle; each normalised over them, the whole track."""
     hop_t = np.arange(len(hops["rms"])) * HOP / SAMPLE_RATE
     start = np.arange(frames) / fps
     mid = start + 0.5 / fps
@@ -135,36 +138,41 @@ def per_frame(hops: dict[str, np.ndarray], beats: np.ndarray, fps: float, frames
     return {k: out[k] for k in AUDIO_VARIABLES}
 
 
-def _key(path: Path, fps: float, frames: int) -> str:
-    h = hashlib.sha256(path.read_bytes())
-    h.update(f"{fps}|{frames}|{ANALYSIS_VERSION}|{HOP}|{SAMPLE_RATE}|{BEAT_SECONDS}".encode())
+def _key(path: Path, fps: float, frames: int, start: float) -> str:
+    h = hashlib.sha256(file_digest(path))
+    h.update(f"{fps}|{frames}|{start}|{ANALYSIS_VERSION}|{HOP}|{SAMPLE_RATE}|{BEAT_SECONDS}".encode())
     return h.hexdigest()
 
 
-def features(path: str | Path, fps: float, frames: int | None = None, cache: Path | None = None) -> Features:
-    """The soundtrack at `path` analysed for `frames` frames at `fps` (None: as many as the
-    track lasts). `cache`: a folder where the result is kept (a render's state folder), so
-    that a resumed render does not analyse it again."""
+def features(path: str | Path, fps: float, frames: int | None = None, cache: Path | None = None,
+             start: float = 0.0) -> Features:
+    """The soundtrack at `path`, from `start` seconds on, analysed for `frames` frames at `fps`
+    (None: as many as the track lasts; past its end every feature is 0). `cache`: a folder
+    where the result is kept (a render's state folder), so that a resumed render does not
+    analyse it again."""
     p = check_audio_file(path)
     if cache is not None and frames is not None and (cache / CACHE).is_file():
         try:
             with np.load(cache / CACHE, allow_pickle=False) as z:
-                if str(z["key"]) == _key(p, fps, frames):
+                if str(z["key"]) == _key(p, fps, frames, start):
                     return Features(p, float(z["seconds"]), fps, frames, float(z["tempo"]), z["beats"],
-                                    {k: z[k] for k in AUDIO_VARIABLES})
+                                    {k: z[k] for k in AUDIO_VARIABLES}, start)
         except (OSError, ValueError, KeyError):
             pass  # damaged or from another version: analysed again
-    samples = decode(p)
+    samples = decode(p, start)
     seconds = len(samples) / SAMPLE_RATE
-    frames = max(1, round(seconds * fps)) if frames is None else frames
+    track = max(1, round(seconds * fps))
+    frames = track if frames is None else frames
     hops, beats, tempo = analyse(samples)
-    return Features(p, seconds, fps, frames, tempo, beats, per_frame(hops, beats, fps, frames))
+    whole = per_frame(hops, beats, fps, track)  # normalised over the track, whatever part is shown
+    cut = {k: np.pad(v[:frames], (0, max(0, frames - track))) for k, v in whole.items()}
+    return Features(p, seconds, fps, frames, tempo, beats, cut, start)
 
 
 def save(f: Features, cache: Path) -> None:
     """Keep the analysis in a render's state folder (see `features`)."""
-    np.savez(cache / CACHE, key=_key(f.path, f.fps, f.frames), seconds=f.seconds, tempo=f.tempo, beats=f.beats,
-             **f.per_frame)
+    np.savez(cache / CACHE, key=_key(f.path, f.fps, f.frames, f.start), seconds=f.seconds, tempo=f.tempo,
+             beats=f.beats, **f.per_frame)
 
 
 def seconds(path: str | Path) -> float:

@@ -296,6 +296,9 @@ def run_batch(specs: list[JobSpec], jobs: int = 1, ray: str | None = None, overw
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     check_jobs(specs)
     ray_module = connect(ray) if ray is not None else None  # an unreachable cluster fails before any job
+    if overwrite:  # here, once: a job Ray runs again after a crash must resume, not start over
+        _clear(specs)
+        overwrite = False
     bar = Progress(len(specs), 0, log, unit="job") if progress else None
     done: list[Outcome] = []
 
@@ -323,6 +326,19 @@ def run_batch(specs: list[JobSpec], jobs: int = 1, ray: str | None = None, overw
     return done
 
 
+def _clear(specs: list[JobSpec]) -> None:
+    """--overwrite: every job's output, log and state folder removed before the batch starts."""
+    import shutil
+
+    from .render import state_dir
+
+    for s in specs:
+        out = Path(s.output)
+        shutil.rmtree(state_dir(out), ignore_errors=True)
+        out.unlink(missing_ok=True)
+        s.log.unlink(missing_ok=True)
+
+
 def _children(specs: list[JobSpec], jobs: int, overwrite: bool, finished: Callable[[Outcome], None]) -> None:
     """`jobs` child processes at a time, each `zoomdream job SPEC` with its share of the cores.
     Ctrl-C reaches them all (one process group): each closes its video and checkpoints."""
@@ -339,7 +355,9 @@ def _children(specs: list[JobSpec], jobs: int, overwrite: bool, finished: Callab
                 cmd = [sys.executable, "-m", "zoomdream", "job", json.dumps(asdict(s)), "--threads", str(threads)]
                 if overwrite:
                     cmd.append("--overwrite")
-                running[subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)] = s
+                Path(s.output).parent.mkdir(parents=True, exist_ok=True)
+                with open(s.log, "a") as log:  # what a child says outside its render (a crash) goes there too
+                    running[subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)] = s
             if not running:
                 return
             for proc in [p for p in running if p.poll() is not None]:

@@ -45,10 +45,6 @@ class Clip:
     audio: str | None = None  # the first audio stream's codec, if any
 
     @property
-    def seconds(self) -> float:
-        return self.frames / self.fps
-
-    @property
     def trimmed(self) -> bool:
         return self.start > 0 or self.end is not None
 
@@ -105,6 +101,9 @@ def probe(path: str | Path, start: float = 0.0, end: float | None = None) -> Cli
         w, h = h, w
     rate = re.search(r"([\d.]+)(k?) fps", video.group(0)) or re.search(r"([\d.]+)(k?) tbr", video.group(0))
     fps = float(rate.group(1)) * (1000 if rate.group(2) else 1) if rate else 0.0
+    ntsc = round(fps * 1.001)
+    if abs(fps * 1.001 - ntsc) < 0.01 and abs(fps - ntsc) > 0.01:  # printed 23.98: it is 24000/1001
+        fps = ntsc / 1.001
     if not 1 <= fps <= 240:
         raise UserError(f"{p} plays at {fps:g} frames per second", "give a video of 1 to 240 fps (re-export it)")
     dur = re.search(r"Duration: (\d+):(\d+):([\d.]+)", info)
@@ -143,7 +142,12 @@ def read(clip: Clip, width: int, height: int) -> Iterator[np.ndarray]:
            "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]  # fmt: skip
     size = width * height * 3
     log = tempfile.TemporaryFile()  # not a pipe: unread, a chatty ffmpeg would block on it
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                                start_new_session=True)
+    except OSError as e:
+        log.close()
+        raise UserError(f"cannot run ffmpeg ({e.strerror})", "reinstall imageio-ffmpeg") from None
     try:
         for n in range(clip.frames):
             buf = proc.stdout.read(size)  # type: ignore[union-attr]

@@ -37,6 +37,9 @@ FUNCTIONS = {
     "round": np.round, "min": np.minimum, "max": np.maximum, "clip": np.clip, "where": np.where, "sign": np.sign,
     "smoothstep": _smoothstep, "mod": np.mod, "hypot": np.hypot,
 }  # fmt: skip
+# How many arguments each takes: numpy would read one more as the array to write into.
+ARITY = {**{f: 1 for f in FUNCTIONS}, **{f: 2 for f in ("atan2", "min", "max", "mod", "hypot")},
+         **{f: 3 for f in ("clip", "where")}}
 CONSTANTS = {"pi": math.pi, "e": math.e, "tau": math.tau}
 
 _OPERATORS = {
@@ -82,10 +85,18 @@ class Expr:
         """Its value at every frame (float64, length `frames`)."""
         from simpleeval import SimpleEval
 
-        ev = SimpleEval(operators=_OPERATORS, functions=FUNCTIONS, names={**CONSTANTS, **env})
+        # Read-only views: no expression can write into the variables another one reads.
+        names = {**CONSTANTS, **{k: _read_only(v) for k, v in env.items()}}
+        ev = SimpleEval(operators=_OPERATORS, functions=FUNCTIONS, names=names)
         with np.errstate(all="ignore"):  # a NaN or inf is reported with its frame, below
             out = ev.eval(self.text, previously_parsed=self.tree)
         return np.broadcast_to(np.asarray(out, dtype=np.float64), (frames,))
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    view = a.view()
+    view.flags.writeable = False
+    return view
 
 
 def parse(text: str, where: str) -> Expr:
@@ -111,9 +122,14 @@ def parse(text: str, where: str) -> Expr:
                 what = _describe(node.func, type(node.func).__name__.lower())
                 raise UserError(f"{where}: {text!r} calls through {what}, which an expression cannot",
                                 "call the functions by name, e.g. sin(t)")
-            if node.func.id not in FUNCTIONS or node.keywords:
+            if node.func.id not in FUNCTIONS:
                 raise UserError(f"{where}: unknown function {node.func.id}() in {text!r}",
                                 closest(node.func.id, FUNCTIONS))
+            n = ARITY[node.func.id]
+            if len(node.args) != n or node.keywords:
+                args = {"clip": "x, low, high", "where": "condition, a, b", "atan2": "y, x"}.get(node.func.id)
+                raise UserError(f"{where}: {node.func.id}() takes {n} argument{'s' if n > 1 else ''} in {text!r}",
+                                f"write {node.func.id}({args or ', '.join(('x', 'y')[:n])})")
         elif isinstance(node, ast.Compare) and len(node.ops) > 1:
             raise UserError(f"{where}: {text!r} chains comparisons", "compare two things at a time")
         elif isinstance(node, ast.Name) and node.id not in CONSTANTS and id(node) not in called:

@@ -54,6 +54,14 @@ def input_file(path: str | os.PathLike, what: str, fix: str = "check the path") 
     return p
 
 
+def file_digest(path: Path) -> bytes:
+    """SHA-256 of a file's contents, read in chunks: a video can be larger than memory."""
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").digest()
+
+
 def read_bytes(path: Path, what: str) -> bytes:
     """The whole file, with read errors (EIO, a permission changed since the check) as one line."""
     try:

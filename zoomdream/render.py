@@ -20,7 +20,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +31,9 @@ from .errors import UserError, write_error
 from .frames import LoopSettings, VideoState, LoopState, start_frame, video_frames
 from .images import check_min_size, fit, load_image, save_image
 from .models import Network, load_network, resolve_device
-from .paths import check_render_paths
+from .paths import check_render_paths, file_digest
 from .progress import Progress
+from .audio import CACHE as AUDIO_CACHE
 from .audio import Features
 from .audio import features as audio_features
 from .audio import save as save_features
@@ -108,18 +109,21 @@ class RenderJob(RenderOptions):
         encoded as AAC."""
         return None if self.audio is None else Soundtrack(Path(self.audio), 0.0, frames / self.preset.fps)
 
-    def analysed(self, log: Callable[[str], None]) -> tuple[Features | None, Schedule]:
-        """The soundtrack's features (from the state folder when resuming) and the schedule
-        with every expression checked at every frame: all before the network loads."""
+    def analysed(self, log: Callable[[str], None], sound: Path | None = None,
+                 start: float = 0.0) -> tuple[Features | None, Schedule]:
+        """The soundtrack's features (`sound` from `start`, default --audio; from the state folder
+        when resuming) and the schedule with every expression checked at every frame: all before
+        the network loads."""
+        sound = sound or (None if self.audio is None else Path(self.audio))
         feats = None
-        if self.audio is not None and not self.preset.reads_audio:
-            audio_seconds(self.audio)  # a damaged or silent soundtrack fails here all the same
-        elif self.audio is not None:
+        if sound is not None and not self.preset.reads_audio:
+            audio_seconds(sound)  # a damaged or silent soundtrack fails here all the same
+        elif sound is not None:
             sdir = state_dir(Path(self.output))
             t0 = time.perf_counter()
-            feats = audio_features(self.audio, self.preset.fps, self.preset.frames, sdir if self.resume else None)
+            feats = audio_features(sound, self.preset.fps, self.preset.frames, sdir if self.resume else None, start)
             if time.perf_counter() - t0 > 1:
-                log(f"analysed {Path(self.audio).name}: {len(feats.beats)} beats, about {feats.tempo:.0f} BPM "
+                log(f"analysed {sound.name}: {len(feats.beats)} beats, about {feats.tempo:.0f} BPM "
                     f"({time.perf_counter() - t0:.1f} s)")
         return feats, self.preset.check_expressions(None if feats is None else feats.per_frame)
 
@@ -157,7 +161,7 @@ def settings_hash(job: RenderJob, network: Network) -> str:
     files += [path for seg in job.preset.segments for path, _ in seg.objective.files if path != INPUT]
     for f in [*files, network.source.path]:
         if f is not None:
-            h.update(hashlib.sha256(Path(f).read_bytes()).digest())
+            h.update(file_digest(Path(f)))
     h.update(f"{network.source.kind}|{network.device.type}|{torch.__version__}".encode())
     return h.hexdigest()[:16]
 
@@ -177,6 +181,9 @@ class FootageJob(RenderJob):
         return None
 
     def check(self) -> None:
+        out = Path(self.output)
+        if out.exists() and out.resolve() == Path(self.clip.path).resolve():
+            raise UserError(f"the output {out} is the input video", "write the dream to another file")
         for seg in self.preset.segments:
             if any(path == INPUT for path, _ in seg.objective.files):
                 raise UserError(f"a video's objective cannot name {INPUT} (the footage changes every frame)",
@@ -187,10 +194,11 @@ class FootageJob(RenderJob):
         c = self.clip
         return {"flow": self.flow, "blend": self.blend, "start": c.start, "end": c.end, "frames": c.frames}
 
-    def analysed(self, log: Callable[[str], None]) -> tuple[Features | None, Schedule]:
-        """Expressions that read audio follow the clip's own sound."""
+    def analysed(self, log: Callable[[str], None], sound: Path | None = None,
+                 start: float = 0.0) -> tuple[Features | None, Schedule]:
+        """Expressions that read audio follow the clip's own sound, from where the clip starts."""
         if self.preset.reads_audio and self.clip.audio is not None:
-            return RenderJob.analysed(replace(self, audio=self.clip.path), log)
+            return super().analysed(log, self.clip.path, self.clip.start)
         return super().analysed(log)
 
     def soundtrack(self, frames: int) -> Soundtrack | None:
@@ -333,7 +341,7 @@ def _resumed(sdir: Path, digest: str, device: torch.device, log: Callable[[str],
         raise UserError(f"settings changed since {out} was started, so resuming would not give the same video",
                         "resume with the original settings, or use --overwrite to start again")
     state = RenderState.from_checkpoint(ck, device, kind)
-    known = {name for name, _ in state.parts} | {CHECKPOINT, StateLock.NAME, PENDING}
+    known = {name for name, _ in state.parts} | {CHECKPOINT, StateLock.NAME, PENDING, AUDIO_CACHE}
     for f in sdir.iterdir():  # a part cut short, or written after the checkpoint (a kill), is redone
         if f.name not in known:
             f.unlink()

@@ -92,6 +92,8 @@ class Schedule:
         """Segment i's value of `key` at each of its frames, for a key that holds expressions."""
         if (i, key) not in self._series:
             a, b = self.bounds[i], self.bounds[i + 1]
+            if b <= a:  # a segment too short for a frame of its own: its value where it starts
+                a, b = min(a, self.total - 1), min(a, self.total - 1) + 1
             p = dict(self.segments[i].params)[key]
             u = (np.arange(a, b) - a) / max(b - a - 1, 1)
             self._series[(i, key)] = p.values(u, lambda v: self._expression(v)[a:b] if isinstance(v, Expr) else v)

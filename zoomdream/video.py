@@ -358,7 +358,9 @@ def middle_frame(path: Path) -> np.ndarray:
     import imageio_ffmpeg
 
     try:
-        frames, seconds = probe(path)
+        gen = imageio_ffmpeg.read_frames(str(path))
+        seconds = next(gen)["duration"]  # from the header: no need to decode the whole video
+        gen.close()
         gen = imageio_ffmpeg.read_frames(str(path), input_params=["-ss", f"{seconds / 2:.3f}"])
         meta = next(gen)
         w, h = meta["size"]
