@@ -18,8 +18,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "dream": "api", "frames": "api", "render": "api", "atlas": "api", "dream_video": "api", "sweep": "api",
-    "batch": "api", "DreamSettings": "dream", "Dreamer": "dream", "DreamStats": "dream", "UserError": "errors", "Network": "models",
-    "load_network": "models", "Motion": "motion",
+    "batch": "api", "DreamSettings": "dream", "Dreamer": "dream", "DreamStats": "dream", "UserError": "errors",
+    "Network": "models", "load_network": "models", "Motion": "motion",
     "Objective": "objectives", "parse_objective": "objectives", "Preset": "presets", "load_preset": "presets",
 }  # fmt: skip
 __all__ = [*_EXPORTS, "__version__"]

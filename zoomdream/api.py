@@ -148,7 +148,8 @@ def render(
 
         p = p.with_overrides(source=source, seconds=seconds(audio))
     job = RenderJob(preset=p.drafted() if draft else p, draft=draft, output=Path(output),
-                    input=input, audio=audio, device=device, weights=weights, frames_dir=Path(frames_dir) if frames_dir else None,
+                    input=input, audio=audio, device=device, weights=weights,
+                    frames_dir=Path(frames_dir) if frames_dir else None,
                     gif=Path(gif) if gif else None, resume=resume, overwrite=overwrite, progress=progress,
                     source=source, **({"checkpoint_every": checkpoint_every} if checkpoint_every is not None else {}))
     return render_job(job, log)

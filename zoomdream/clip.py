@@ -69,7 +69,8 @@ def damaged(path: Path, stderr: str, what: str = "video") -> UserError:
     why = re.sub(r"\[[^\]]*@ 0x[0-9a-f]+\]\s*", "", lines[-1])[:160] if lines else "no reason given"
     if "moov atom not found" in stderr:
         why = "its index (moov atom) is missing: the file is truncated, or not a video"
-    fix = "check it plays, or re-export it (" + ("MP4, MOV, WebM, GIF…)" if what == "video" else "MP3, WAV, FLAC, AAC…)")
+    formats = "MP4, MOV, WebM, GIF…" if what == "video" else "MP3, WAV, FLAC, AAC…"
+    fix = f"check it plays, or re-export it ({formats})"
     return UserError(f"cannot read {what} {path}: {why}", fix)
 
 

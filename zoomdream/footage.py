@@ -11,8 +11,9 @@ full steps, while pixels that carry their dream along take smaller ones. Only th
 carried, and it is a leaky sum (each frame keeps b of it and adds its own steps), so it
 settles at b·step/(1 − b) = one frame's worth of steps, as strong as a frame dreamed alone,
 and cannot build up: a static shot keeps its brightness and colour. What changes is that the
-dream now follows the footage instead of being drawn anew each frame. A preset's camera move (zoom, rotate, pan) moves the carried
-detail over the footage, so the dream flows inward while the footage plays.
+dream now follows the footage instead of being drawn anew each frame. A preset's camera move
+(zoom, rotate, pan) moves the carried detail over the footage, so the dream flows inward while
+the footage plays.
 
 Everything a frame needs comes from (seed, n), the source frames and the state, so a render
 can stop after any frame and resume to the identical video."""
