@@ -32,6 +32,15 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_
 presets_app = typer.Typer(help="List shipped presets, or show one.", invoke_without_command=True)
 app.add_typer(presets_app, name="presets")
 
+# Options several commands share (typer reads a default's OptionInfo; it may serve many).
+DEVICE = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps.")
+WEIGHTS = typer.Option(None, help="A torchvision state_dict file for the model.")
+RESUME = typer.Option(False, help="Continue an interrupted render of the same output.")
+OVERWRITE_RENDER = typer.Option(False, help="Replace the output (and any unfinished render of it).")
+FRAMES_DIR = typer.Option(None, help="Also keep every frame as a lossless PNG here.")
+GIF = typer.Option(None, help="Also write a short GIF preview.")
+QUIET = typer.Option(False, "-q", "--quiet", help="No progress bar or progress lines.")
+
 OBJECTIVE_HELP = ("What to maximise: " + ", ".join(k.syntax for k in KINDS.values())
                   + ", or weighted sums like '0.6*features.10 + 0.4*features.14:5'")
 
@@ -77,8 +86,8 @@ def dream(
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the dreamed image (.png, .jpg…)."),
     model: Optional[str] = typer.Option(None, help=f"Backbone (see `zoomdream layers`; default {DEFAULT_MODEL})."),
     objective: Optional[str] = typer.Option(None, help=OBJECTIVE_HELP + f" (default {DEFAULT_OBJECTIVE})."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
-    weights: Optional[Path] = typer.Option(None, help="A torchvision state_dict file for the model."),
+    device: str = DEVICE,
+    weights: Optional[Path] = WEIGHTS,
     overwrite: bool = typer.Option(False, help="Replace the output if it exists."),
     **settings: Any,
 ) -> None:
@@ -120,13 +129,13 @@ def render(
     objective: Optional[str] = typer.Option(None, help=OBJECTIVE_HELP + " (default: the preset's)."),
     size: Optional[str] = typer.Option(None, help="Frame size WIDTHxHEIGHT, e.g. 1280x720 (even sides, 32–16384)."),
     frames: Optional[int] = typer.Option(None, help="Video length in frames (instead of --seconds)."),
-    weights: Optional[Path] = typer.Option(None, help="A torchvision state_dict file for the model."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
-    resume: bool = typer.Option(False, help="Continue an interrupted render of the same output."),
-    overwrite: bool = typer.Option(False, help="Replace the output (and any unfinished render of it)."),
-    frames_dir: Optional[Path] = typer.Option(None, help="Also keep every frame as a lossless PNG here."),
-    gif: Optional[Path] = typer.Option(None, help="Also write a short GIF preview."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar or progress lines."),
+    weights: Optional[Path] = WEIGHTS,
+    device: str = DEVICE,
+    resume: bool = RESUME,
+    overwrite: bool = OVERWRITE_RENDER,
+    frames_dir: Optional[Path] = FRAMES_DIR,
+    gif: Optional[Path] = GIF,
+    quiet: bool = QUIET,
     draft: bool = typer.Option(False, help="A quick look: half the width and height, cadence 6, one octave."),
     **settings: Any,
 ) -> None:
@@ -182,13 +191,13 @@ def video(
     objective: Optional[str] = typer.Option(None, help=OBJECTIVE_HELP + " (default: the preset's)."),
     size: Optional[str] = typer.Option(None, help="Frame size WIDTHxHEIGHT, cropped to fill (default: the "
                                                   "input's shape inside the preset's size)."),
-    weights: Optional[Path] = typer.Option(None, help="A torchvision state_dict file for the model."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
-    resume: bool = typer.Option(False, help="Continue an interrupted render of the same output."),
-    overwrite: bool = typer.Option(False, help="Replace the output (and any unfinished render of it)."),
-    frames_dir: Optional[Path] = typer.Option(None, help="Also keep every frame as a lossless PNG here."),
-    gif: Optional[Path] = typer.Option(None, help="Also write a short GIF preview."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar or progress lines."),
+    weights: Optional[Path] = WEIGHTS,
+    device: str = DEVICE,
+    resume: bool = RESUME,
+    overwrite: bool = OVERWRITE_RENDER,
+    frames_dir: Optional[Path] = FRAMES_DIR,
+    gif: Optional[Path] = GIF,
+    quiet: bool = QUIET,
     **settings: Any,
 ) -> None:
     """Dream your own footage: each frame dreamed, the dream carried along its motion."""
@@ -215,10 +224,10 @@ def atlas(
     image: Path = typer.Argument(..., help="Photo to dream on."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the atlas (.png)."),
     model: Optional[str] = typer.Option(None, help=f"Backbone (see `zoomdream layers`; default {DEFAULT_MODEL})."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
-    weights: Optional[Path] = typer.Option(None, help="A torchvision state_dict file for the model."),
+    device: str = DEVICE,
+    weights: Optional[Path] = WEIGHTS,
     overwrite: bool = typer.Option(False, help="Replace the output if it exists."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar or progress lines."),
+    quiet: bool = QUIET,
     **options: Any,
 ) -> None:
     """One labelled grid of the photo dreamed at every layer: pick an objective at a glance."""
@@ -276,7 +285,7 @@ def batch(
     sheet: Optional[Path] = typer.Option(None, help="Also write a contact sheet: one labelled cell per job (.png)."),
     device: str = typer.Option("auto", help=BATCH_HELP["device"]),
     overwrite: bool = typer.Option(False, help="Render every job again (finished ones are otherwise skipped)."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar or progress lines."),
+    quiet: bool = QUIET,
 ) -> None:
     """Many renders from a jobs file: finished ones are skipped, unfinished ones resumed."""
     from . import api
@@ -308,7 +317,7 @@ def sweep(
     ray: Optional[str] = typer.Option(None, help=BATCH_HELP["ray"]),
     device: str = typer.Option("auto", help=BATCH_HELP["device"]),
     overwrite: bool = typer.Option(False, help="Render every job again (finished ones are otherwise skipped)."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar or progress lines."),
+    quiet: bool = QUIET,
 ) -> None:
     """A grid of renders (seeds × each --vary), named after what varies, with a contact sheet."""
     from . import api
