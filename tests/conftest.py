@@ -1,4 +1,5 @@
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -75,6 +76,17 @@ def wait_for_checkpoint(output: Path, proc: subprocess.Popen, index: int, timeou
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.1)
     raise AssertionError(f"no checkpoint of frame {index} within {timeout} s")
+
+
+def interrupted(cmd: list[str], output: Path, index: int, sig: int = signal.SIGINT) -> subprocess.CompletedProcess:
+    """Run a render command line, send it `sig` once it has checkpointed frame `index`, and
+    wait for it to finish what it does on that signal."""
+    proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT)
+    wait_for_checkpoint(output, proc, index, timeout=120)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
 
 
 def decoded_hashes(video: Path) -> list[str]:

@@ -1,6 +1,5 @@
 """`zoomdream video`: footage dreamed with the dream carried along its optical flow."""
 
-import signal
 import subprocess
 import sys
 
@@ -10,7 +9,7 @@ import pytest
 
 import zoomdream
 from clips import audio_samples, camera_path, write_clip
-from conftest import ROOT, assert_user_error, decoded_hashes, run_main, wait_for_checkpoint
+from conftest import assert_user_error, decoded_hashes, interrupted, run_main
 from zoomdream import clip as clips
 from zoomdream.dream import Dreamer
 from zoomdream.flow import FlowMethod, WarpError, consistent, grey, pair
@@ -117,11 +116,8 @@ def test_ctrl_c_keeps_frames_and_audio_and_resume_is_identical(tmp_path):
     ref = tmp_path / "ref.mp4"
     assert run_main(*_cli(clip, ref)[3:]).returncode == 0
     out = tmp_path / "v.mp4"
-    proc = subprocess.Popen(_cli(clip, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    wait_for_checkpoint(out, proc, 8, timeout=120)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    r = interrupted(_cli(clip, out), out, 8)
+    assert r.returncode == 130 and "Traceback" not in r.stderr, r.stderr
     n = probe(out)[0]
     assert 8 <= n < 48
     assert len(audio_samples(out)) / 44100 == pytest.approx(n / 12, abs=1 / 12)  # sound up to the last frame

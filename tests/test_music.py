@@ -1,8 +1,6 @@
 """Music: expressions for a preset's numbers, a soundtrack's features, and the song in the MP4."""
 
 import json
-import signal
-import subprocess
 import sys
 
 import numpy as np
@@ -11,7 +9,7 @@ import scipy.signal
 
 import zoomdream
 from clips import audio_samples, camera_path, click_track, write_audio, write_clip
-from conftest import ROOT, assert_user_error, decoded_hashes, run_main, wait_for_checkpoint
+from conftest import assert_user_error, decoded_hashes, interrupted, run_main
 from zoomdream import audio
 from zoomdream.errors import UserError
 from zoomdream.presets import load_preset, parse_preset
@@ -145,12 +143,8 @@ def test_ctrl_c_keeps_the_song_to_the_last_frame_and_resume_is_identical(tmp_pat
     ref = tmp_path / "ref.mp4"
     assert run_main(*_cli(song, ref, "--seconds", "2")[3:]).returncode == 0
     out = tmp_path / "m.mp4"
-    proc = subprocess.Popen(_cli(song, out, "--seconds", "2"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=ROOT)
-    wait_for_checkpoint(out, proc, 8, timeout=120)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    r = interrupted(_cli(song, out, "--seconds", "2"), out, 8)
+    assert r.returncode == 130 and "Traceback" not in r.stderr, r.stderr
     n = probe(out)[0]
     assert 8 <= n < 24
     assert abs(len(audio_samples(out)) / 44100 - n / 12) <= 1 / 12

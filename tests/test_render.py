@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import zoomdream
-from conftest import ROOT, assert_user_error, decoded_hashes, run_cli, run_main, wait_for_checkpoint
+from conftest import ROOT, assert_user_error, decoded_hashes, interrupted, run_cli, run_main, wait_for_checkpoint
 from zoomdream.errors import UserError
 from zoomdream.images import load_image
 from zoomdream.presets import load_preset
@@ -124,13 +124,9 @@ def _cli_render(out: Path, frames: int, every: int, *extra: str) -> list[str]:
 def test_ctrl_c_leaves_every_finished_frame_and_resume_finishes_the_same_video(tmp_path):
     quiet_render(small(frames=60), tmp_path / "ref.mp4", checkpoint_every=3)  # what the CLI renders
     out = tmp_path / "s.mp4"
-    proc = subprocess.Popen(_cli_render(out, 60, 3), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=ROOT)
-    wait_for_checkpoint(out, proc, 3, timeout=120)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr
-    assert "Traceback" not in stderr and "--resume" in stderr
+    r = interrupted(_cli_render(out, 60, 3), out, 3)
+    assert r.returncode == 130, r.stderr
+    assert "Traceback" not in r.stderr and "--resume" in r.stderr
     n = probe(out)[0]
     assert 3 <= n < 60 and len(read_frames(out)) == n
     assert n == len(list(out.with_suffix("").glob("*.png")))  # every finished frame is in the MP4

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, assert_user_error, decoded_hashes, run_cli, run_main, wait_for_checkpoint
+from conftest import ROOT, assert_user_error, decoded_hashes, interrupted, run_cli, run_main, wait_for_checkpoint
 from zoomdream.errors import UserError
 from zoomdream.images import load_image
 from zoomdream.presets import EXTRA_KEYS, Preset, load_preset, parse_preset
@@ -483,12 +483,9 @@ def test_sigterm_leaves_a_playable_mp4(tmp_path):
     out = tmp_path / "t.mp4"
     cmd = [sys.executable, "-m", "zoomdream", "render", "-o", str(out), "--frames", "400", "--checkpoint-every", "3",
            *SMALL]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    wait_for_checkpoint(out, proc, 3)
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 143, stderr
-    assert "Traceback" not in stderr and "--resume" in stderr
+    r = interrupted(cmd, out, 3, signal.SIGTERM)
+    assert r.returncode == 143, r.stderr
+    assert "Traceback" not in r.stderr and "--resume" in r.stderr
     n, _ = probe(out)
     assert 3 <= n < 400 and len(read_frames(out)) == n
 
