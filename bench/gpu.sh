@@ -15,7 +15,7 @@ if compgen -G ".whl/*.whl" >/dev/null; then
 fi
 export PYTHONPATH="$PWD:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
 python3 - <<'PY' || { echo "bench/gpu.sh: a package is missing: run 'make gpu-wheels' where pip has internet and carry .whl/" >&2; exit 2; }
-import imageio_ffmpeg, torch, torchvision, cv2, typer, rich  # noqa: F401
+import imageio_ffmpeg, simpleeval, torch, torchvision, cv2, typer, rich  # noqa: F401
 from zoomdream.models import package_weight_file
 assert package_weight_file("mobilenet_v2-b0353104.pth") is not None, "no offline weights package"
 PY

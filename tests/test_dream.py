@@ -6,7 +6,7 @@ import torch.nn.functional as F
 import zoomdream
 from zoomdream.dream import DreamSettings, Dreamer, DreamStats, octave_shapes, tile_spans
 from zoomdream.errors import UserError
-from zoomdream.images import fit, load_image, to_tensor
+from zoomdream.images import fit, load_image, to_tensor, to_uint8
 from zoomdream.objectives import class_index, parse_objective
 
 
@@ -105,6 +105,23 @@ def test_tiled_dream_runs_on_large_frames(mobilenet):
     img = torch.rand(1, 3, 200, 300)
     out = d(img, "features.6", DreamSettings(octaves=1, steps=1, tile=96, tile_overlap=16))
     assert out.shape == img.shape and torch.isfinite(out).all()
+
+
+def test_automatic_tiles_are_1024_on_the_cpu_and_graphs_only_on_cuda(mobilenet):
+    # tile 0 is "automatic": 1024 on the CPU (whole frames on a GPU while they fit, measured on
+    # one in bench/gpu.py); CUDA graphs never apply to the CPU, whatever is asked
+    assert DreamSettings().tile == 0
+    d = Dreamer(mobilenet, graphs=True)
+    assert d.auto_tile(parse_objective("features.6"), 2160, 3840) == 1024
+    assert not d.graphs
+
+
+def test_frames_round_the_same_on_the_device_as_on_the_host():
+    from zoomdream.images import to_numpy
+
+    img = torch.rand(1, 3, 17, 23) * 1.2 - 0.1  # out of range too
+    ref = (np.clip(to_numpy(img), 0, 1) * 255 + 0.5).astype(np.uint8)
+    assert np.array_equal(to_uint8(img), ref) and to_uint8(img).flags.c_contiguous
 
 
 def test_seeded_run_repeats_exactly_and_seeds_differ(mobilenet, small_photo):

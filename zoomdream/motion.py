@@ -43,8 +43,10 @@ def camera_after(camera: torch.Tensor, motion: Motion, fps: float, height: int, 
 def warp(img: torch.Tensor, m: torch.Tensor, mode: str = "bicubic", padding: str = "reflection") -> torch.Tensor:
     """Sample `img` (N×3×H×W) through the 3×3 matrix `m`; differentiable."""
     h, w = img.shape[-2:]
-    grid = F.affine_grid(m[:2].to(img.device, img.dtype).unsqueeze(0).expand(img.shape[0], 2, 3),
-                         [img.shape[0], img.shape[1], h, w], align_corners=False)
+    # non_blocking: a CPU matrix goes to the GPU without waiting for the work queued there.
+    m = m[:2].to(img.dtype).to(img.device, non_blocking=True)
+    grid = F.affine_grid(m.unsqueeze(0).expand(img.shape[0], 2, 3), [img.shape[0], img.shape[1], h, w],
+                         align_corners=False)
     return F.grid_sample(img, grid, mode=mode, padding_mode=padding, align_corners=False)
 
 
@@ -80,8 +82,9 @@ def coverage(m: torch.Tensor, height: int, width: int, device: torch.device) -> 
         out = cv2.warpAffine(ones, _pixels(m, height, width), (width, height),
                              flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
         return torch.from_numpy(out)[None, None]
-    grid = F.affine_grid(m[:2].float().unsqueeze(0), [1, 1, height, width], align_corners=False)
-    return (grid.abs() <= 1).all(dim=-1).unsqueeze(1).float().to(device)
+    m = m[:2].float().to(device, non_blocking=True)
+    grid = F.affine_grid(m.unsqueeze(0), [1, 1, height, width], align_corners=False)
+    return (grid.abs() <= 1).all(dim=-1).unsqueeze(1).float()
 
 
 def move(img: torch.Tensor, motion: Motion, fps: float) -> torch.Tensor:
