@@ -81,13 +81,23 @@ def class_score(network: Network, img: torch.Tensor, index: int, views: int = 16
     return ClassScore(top1 / views, prob / views)
 
 
+def _inner(h: int, w: int) -> tuple[int, int, int, int]:
+    y, x = round(h * 0.1), round(w * 0.1)
+    return y, h - y, x, w - x
+
+
 def motion_error(later: torch.Tensor, earlier: torch.Tensor, m: torch.Tensor) -> float:
     """Mean |later − earlier moved by m| over the inner 80% of the frame, in 0–255 units: how
     much of `later` the camera move alone does not explain (m: 3×3, see motion.theta)."""
-    moved = resample(earlier, m)
-    h, w = later.shape[-2:]
-    y, x = round(h * 0.1), round(w * 0.1)
-    return float((later - moved)[..., y : h - y, x : w - x].abs().mean()) * 255
+    y0, y1, x0, x1 = box = _inner(*later.shape[-2:])
+    moved = resample(earlier, m, window=box)  # only the inner part is compared: only it is moved
+    return float(F.l1_loss(later[..., y0:y1, x0:x1], moved)) * 255
+
+
+def moved_error(later: torch.Tensor, moved: torch.Tensor) -> float:
+    """motion_error with the earlier frame already moved (motion.resample, its defaults)."""
+    y0, y1, x0, x1 = _inner(*later.shape[-2:])
+    return float(F.l1_loss(later[..., y0:y1, x0:x1], moved[..., y0:y1, x0:x1])) * 255
 
 
 @dataclass
@@ -104,9 +114,12 @@ class Smoothness:
     nk: int = 0
     window: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)  # (frame, move after it)
 
-    def add(self, frame: torch.Tensor, step: torch.Tensor) -> None:
+    def add(self, frame: torch.Tensor, step: torch.Tensor, moved: torch.Tensor | None = None) -> None:
+        """The next frame, and the camera move after it; `moved`: the frame before moved by its
+        move, where the caller has it already (a frame grown from the one before)."""
         if self.window:
-            self.e1 += motion_error(frame, self.window[-1][0], self.window[-1][1])
+            prev, m = self.window[-1]
+            self.e1 += motion_error(frame, prev, m) if moved is None else moved_error(frame, moved)
             self.n1 += 1
         if len(self.window) == self.span:
             m = torch.eye(3, dtype=torch.float64)

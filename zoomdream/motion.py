@@ -57,21 +57,31 @@ def _pixels(m: torch.Tensor, height: int, width: int) -> np.ndarray:
     return (torch.linalg.inv(to_norm) @ m.double() @ to_norm)[:2].numpy()
 
 
-def resample(img: torch.Tensor, m: torch.Tensor, padding: str = "reflection", clamp: bool = True) -> torch.Tensor:
+def resample(img: torch.Tensor, m: torch.Tensor, padding: str = "reflection", clamp: bool = True,
+             window: tuple[int, int, int, int] | None = None) -> torch.Tensor:
     """`warp` for frames, not differentiable, bicubic, clamped to [0, 1] (unless `clamp` is
-    False: a difference of frames). On the CPU it is
-    OpenCV's warpAffine: the same cubic kernel (a = -0.75) and borders as grid_sample, ten
-    times faster (1.3 ms against 13.5 ms at 512², bench), which is what makes in-between
-    frames cost almost nothing beside a dreamed one."""
+    False: a difference of frames); `window` (y0, y1, x0, x1): only that part of the result.
+    On the CPU it is OpenCV's warpAffine: the same cubic kernel (a = -0.75) and borders as
+    grid_sample, ten times faster (1.3 ms against 13.5 ms at 512², bench), which is what makes
+    in-between frames cost almost nothing beside a dreamed one."""
     if img.device.type != "cpu" or img.shape[0] != 1:
         out = warp(img, m.float(), "bicubic", padding)
+        out = out if window is None else out[..., window[0] : window[1], window[2] : window[3]]
         return out.clamp_(0, 1) if clamp else out
     h, w = img.shape[-2:]
+    y0, y1, x0, x1 = (0, h, 0, w) if window is None else window
     border = cv2.BORDER_REFLECT if padding == "reflection" else cv2.BORDER_REPLICATE
-    src = img[0].permute(1, 2, 0).contiguous().float().numpy()
-    out = cv2.warpAffine(src, _pixels(m, h, w), (w, h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
-                         borderMode=border)
-    out = torch.from_numpy(out).permute(2, 0, 1).unsqueeze(0)  # channels-last memory: what the network takes
+    # Plane by plane, in the tensor's own layout: no copies to and from interleaved pixels, and
+    # the result stays planar, which the elementwise work after it runs fastest on (1.9 ms
+    # against 2.7 at 512², and a colour pull on the interleaved result took twice as long).
+    src = img[0].float().contiguous().numpy()
+    out = np.empty((src.shape[0], y1 - y0, x1 - x0), np.float32)
+    pixels = _pixels(m, h, w)
+    pixels[:, 2] += pixels[:, 0] * x0 + pixels[:, 1] * y0  # output pixel (x, y) is (x + x0, y + y0)
+    for plane, dst in zip(src, out):
+        cv2.warpAffine(plane, pixels, (x1 - x0, y1 - y0), dst=dst, flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                       borderMode=border)
+    out = torch.from_numpy(out).unsqueeze(0)
     return out.clamp_(0, 1) if clamp else out
 
 

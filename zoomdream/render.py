@@ -364,9 +364,12 @@ def _run(job: RenderJob, state: RenderState, digest: str, frames: Iterator[tuple
     error: BaseException | None = None
     interrupted: str | None = None
     progress = Progress(total, first, log) if job.progress else None
-    # x264 at its medium preset encodes 1080p at 22 frames/s on 16 cores, slower than an H200
-    # dreams them (27/s); veryfast does 76/s. On the CPU the dream is the slow part by far.
-    x264 = "medium" if resolve_device(job.device).type == "cpu" else "veryfast"
+    # x264's medium preset only where every frame is dreamed on the CPU: there its 16 ms a 512²
+    # frame (2 cores) is 4% of the frame. It encodes 1080p at 22 frames/s on 16 cores, slower
+    # than an H200 dreams them (27/s), and would be 10% of a cadence-3 frame on the CPU;
+    # veryfast takes a third of the time for 0.5 dB less (PSNR, crf 18; bench/gpu.py, tuning).
+    cpu = resolve_device(job.device).type == "cpu"
+    x264 = "medium" if cpu and preset.cadence == 1 else "veryfast"
     writer = PartWriter(lambda pos: Encoder(sdir / part_name(pos, every), preset.width, preset.height, preset.fps,
                                             preset.crf, x264), sdir / PENDING)
     t0 = time.perf_counter()

@@ -25,7 +25,7 @@ import torch
 from .errors import UserError, write_error
 
 CHECKPOINT = "checkpoint.pt"
-CHECKPOINT_VERSION = 5
+CHECKPOINT_VERSION = 6
 MAGIC = b"zoomdream-checkpoint\n"
 PENDING = "pending"
 
