@@ -210,7 +210,7 @@ def with_momentum(s: torch.Tensor, velocity: torch.Tensor | None, settings: Drea
     1 − momentum, so that a change the dream keeps making grows at the rate it would without
     momentum while one it undoes the next frame (the boil) is averaged away. Measured on the
     default preset: persistence 0.28 → 0.67 (bench: `make bench`, smoothness)."""
-    x = s if velocity is None else (s + momentum * velocity).clamp(0, 1)
+    x = s if velocity is None else torch.add(s, velocity, alpha=momentum).clamp_(0, 1)
     return x, replace(settings, step_size=settings.step_size * (1 - momentum))
 
 

@@ -370,8 +370,12 @@ def _run(job: RenderJob, state: RenderState, digest: str, frames: Iterator[tuple
     # veryfast takes a third of the time for 0.5 dB less (PSNR, crf 18; bench/gpu.py, tuning).
     cpu = resolve_device(job.device).type == "cpu"
     x264 = "medium" if cpu and preset.cadence == 1 else "veryfast"
+    # Up to 256 MB of frames wait for the encoder (8 to 64 frames): closing a part, syncing its
+    # lossless frames and saving the checkpoint stall the encoder thread for a moment, and
+    # cheap frames (cadence, a GPU) would otherwise queue up against it and stall the dream.
+    depth = max(8, min(64, (256 << 20) // (preset.width * preset.height * 3)))
     writer = PartWriter(lambda pos: Encoder(sdir / part_name(pos, every), preset.width, preset.height, preset.fps,
-                                            preset.crf, x264), sdir / PENDING)
+                                            preset.crf, x264), sdir / PENDING, depth)
     t0 = time.perf_counter()
     with _Stop() as stop:
         try:
