@@ -119,7 +119,7 @@ class Dreamer:
     GRAPHS_KEPT = 4
 
     def __init__(self, network: Network, precision: str = "fp32", input: np.ndarray | None = None,
-                 graphs: bool | None = None, graph_after: int = 1):
+                 graphs: bool | None = None):
         if precision not in PRECISIONS:
             raise UserError(f"unknown precision '{precision}'", f"use one of {', '.join(PRECISIONS)}")
         if precision == "fp16" and network.device.type == "cpu":
@@ -137,9 +137,7 @@ class Dreamer:
         if graphs is None:
             graphs = os.environ.get("ZOOMDREAM_CUDA_GRAPHS", "1") != "0"
         self.graphs = graphs and self.device.type == "cuda"
-        self.graph_after = graph_after
         self._graphs: OrderedDict[tuple, _Graph] = OrderedDict()
-        self._calls: dict[tuple, int] = {}
         self._tiles: dict[tuple, int] = {}
         self._bpp: dict[Bound, float] = {}
 
@@ -203,14 +201,11 @@ class Dreamer:
             key = (b, tuple(img.shape), img.stride())
             graph = self._graphs.get(key)
             if graph is None:
-                self._calls[key] = calls = self._calls.get(key, 0) + 1
-                if calls >= self.graph_after:
-                    graph = self._graphs[key] = _Graph(lambda x: self._eager_grad(b, x, {}, None), img)
-                    while len(self._graphs) > self.GRAPHS_KEPT:
-                        self._graphs.popitem(last=False)
-            if graph is not None:
-                self._graphs.move_to_end(key)
-                return graph(img)
+                graph = self._graphs[key] = _Graph(lambda x: self._eager_grad(b, x, {}, None), img)
+                while len(self._graphs) > self.GRAPHS_KEPT:
+                    self._graphs.popitem(last=False)
+            self._graphs.move_to_end(key)
+            return graph(img)
         return self._eager_grad(b, img, targets, view)
 
     def _eager_grad(self, b: Bound, img: torch.Tensor, targets: Targets, view: torch.Tensor | None,
