@@ -25,7 +25,7 @@ from .dream import Dreamer
 from .images import to_tensor, to_uint8
 from .measure import Smoothness
 from .motion import IDENTITY, affine_theta, camera_after, coverage, resample
-from .schedule import Schedule
+from .schedule import Schedule, ease
 from .settings import PRIORS, DreamSettings, hex_colour
 
 
@@ -176,10 +176,6 @@ def span_matrix(schedule: Schedule, fps: float, a: int, b: int, height: int, wid
     return m
 
 
-def smoothstep(t: float) -> float:
-    return t * t * (3 - 2 * t)
-
-
 def grow(shown: torch.Tensor, change: torch.Tensor, schedule: Schedule, loop: LoopSettings, ref: torch.Tensor,
          a: int, n: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Frame n (a < n ≤ b, dreamed frames a and b): frame n-1 as shown, moved by one camera
@@ -196,7 +192,7 @@ def grow(shown: torch.Tensor, change: torch.Tensor, schedule: Schedule, loop: Lo
     h, w = change.shape[-2:]
     moved = resample(shown, affine_theta(schedule.motion(n - 1), loop.fps, h, w))
     base = match_colour(moved, ref, loop.color_strength)
-    share = smoothstep((n - a) / (b - a)) - smoothstep((n - 1 - a) / (b - a))
+    share = ease((n - a) / (b - a), "smooth") - ease((n - 1 - a) / (b - a), "smooth")
     if n == b:
         return torch.add(base, change, alpha=share).clamp_(0, 1), moved
     back = torch.linalg.inv(span_matrix(schedule, loop.fps, n, b, h, w))
@@ -218,8 +214,7 @@ def loop_blend(tail: np.ndarray, head: np.ndarray, k: int, length: int) -> np.nd
     """Frame k of the loop's closing cross-fade: from the tail (frame N+k, which continues the
     motion past the end) to the head (frame k, where the video restarts). Both move with the
     same zoom, so the fade happens in consistent coordinates and the wrap shows no jump."""
-    w = (k + 1) / (length + 1)
-    w = w * w * (3 - 2 * w)
+    w = ease((k + 1) / (length + 1), "smooth")
     out = tail.astype(np.float32) * (1 - w) + head.astype(np.float32) * w
     return (out + 0.5).astype(np.uint8)
 
