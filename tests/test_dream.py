@@ -119,9 +119,16 @@ def test_automatic_tiles_are_1024_on_the_cpu_and_graphs_only_on_cuda(mobilenet):
 def test_frames_round_the_same_on_the_device_as_on_the_host():
     from zoomdream.images import to_numpy
 
-    img = torch.rand(1, 3, 17, 23) * 1.2 - 0.1  # out of range too
-    ref = (np.clip(to_numpy(img), 0, 1) * 255 + 0.5).astype(np.uint8)
-    assert np.array_equal(to_uint8(img), ref) and to_uint8(img).flags.c_contiguous
+    # OpenCV for 3 channels on the CPU, torch elsewhere (4 channels take that path here), numpy
+    # for arrays: the same bytes, with ties (k/510) and values out of range
+    ties = (torch.arange(17 * 23) % 511 / 510).view(1, 1, 17, 23)
+    img = torch.cat([torch.rand(1, 3, 17, 23) * 1.2 - 0.1, ties], 1)
+    ref = np.rint(np.clip(to_numpy(img), 0, 1) * 255).astype(np.uint8)
+    three = img[:, 1:]
+    for x, want in ((three, ref[..., 1:]), (three.contiguous(memory_format=torch.channels_last), ref[..., 1:]),
+                    (img, ref), (to_numpy(img), ref)):
+        out = to_uint8(x)
+        assert np.array_equal(out, want) and out.flags.c_contiguous
 
 
 def test_seeded_run_repeats_exactly_and_seeds_differ(mobilenet, small_photo):

@@ -109,3 +109,22 @@ def test_rotation_direction_and_non_square_frames():
     assert abs(x - 60) < 1.0 and abs(y) < 0.5
     x, y = _centre(move(img, Motion(pan_y=0.25), fps=1))  # the view drifts down a quarter frame
     assert abs(x - 30) < 0.5 and abs(y + 24) < 0.5
+
+
+def test_frame_work_runs_torch_on_one_cpu_thread_and_restores_it():
+    from zoomdream.motion import frame_work
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with frame_work(torch.device("meta")):  # another device: left as it is
+            assert torch.get_num_threads() == 2
+        try:
+            with frame_work(torch.device("cpu")):
+                assert torch.get_num_threads() == 1
+                raise KeyError("stop")
+        except KeyError:
+            pass
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)

@@ -99,14 +99,20 @@ def save_image(path: str | os.PathLike, image: np.ndarray | torch.Tensor) -> Non
 
 
 def to_uint8(image: np.ndarray | torch.Tensor) -> np.ndarray:
+    """1×3×H×W or 3×H×W tensor, or H×W×3 float array, in [0, 1] → H×W×3 uint8, rounded half to
+    even on every path (OpenCV's rounding), so a frame has the same bytes from a GPU or the CPU."""
     if isinstance(image, torch.Tensor):
-        # Rounded where the frame is (the same float32 arithmetic as below): from a GPU one byte
-        # per value crosses the bus instead of four, and the host does no arithmetic.
-        x = image.detach().squeeze(0).permute(1, 2, 0).float()
-        return (x.clamp(0, 1) * 255 + 0.5).to(torch.uint8).contiguous().cpu().numpy()
+        x = image.detach().squeeze(0).float().clamp(0, 1)
+        if x.device.type == "cpu" and x.dim() == 3 and x.shape[0] == 3:
+            # OpenCV scales, rounds and interleaves in a pass per plane: 0.1 ms at 512²
+            # against 1.7 for torch's float→uint8 (an in-between frame costs ~15 ms in all).
+            return cv2.merge([cv2.convertScaleAbs(p, alpha=255) for p in x.contiguous().numpy()])
+        # Rounded where the frame is: from a GPU one byte per value crosses the bus instead of
+        # four, and the host does no arithmetic.
+        return (x.permute(1, 2, 0) * 255).round_().to(torch.uint8).contiguous().cpu().numpy()
     if image.dtype == np.uint8:
         return image
-    return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return np.ascontiguousarray(np.rint(np.clip(image, 0, 1) * 255), dtype=np.uint8)
 
 
 def to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
