@@ -83,7 +83,7 @@ def dream(
     out = dreamer(x, obj, dream_settings, torch.Generator().manual_seed(opts.seed), stats)
     if stats is not None:
         stats.after = dreamer.evaluate(out, obj)
-    return out if as_tensor else to_uint8(to_numpy(out))
+    return out if as_tensor else to_uint8(out)
 
 
 def frames(

@@ -28,7 +28,7 @@ import torch
 
 from .dream import Dreamer
 from .flow import FlowMethod, WarpError, consistent, grey, pair, soft, warp_flow
-from .frames import frame_generator
+from .frames import finite, frame_generator
 from .images import to_tensor, to_uint8
 from .motion import affine_theta, resample
 from .schedule import Schedule
@@ -100,10 +100,8 @@ def footage_frames(dreamer: Dreamer, schedule: Schedule, source: Iterator[np.nda
             flows = pair(measure, before, now)
             carry = flows if method is measure else pair(method, before, now)
             x, weight = _carried(src, state.residual, carry, settings, spec.motion)
-        d = dreamer(x, spec.objective, spec.dream, frame_generator(settings.seed, n), weight=weight)
-        if not torch.isfinite(d).all():
-            raise FloatingPointError(f"frame {n} has NaN or inf values")
-        shown = to_uint8(d[0].permute(1, 2, 0).cpu().numpy())
+        d = finite(dreamer(x, spec.objective, spec.dream, frame_generator(settings.seed, n), weight=weight), n)
+        shown = to_uint8(d)
         if previous is not None and state.last is not None:
             mask = consistent(flows.forward, flows.backward)
             c = state.coherence
