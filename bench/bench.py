@@ -39,6 +39,7 @@ import torch.nn.functional as F
 
 import zoomdream
 from zoomdream.dream import FRAME_DREAM, DreamSettings, Dreamer
+from zoomdream.expressions import Expr, parse
 from zoomdream.frames import LoopState, dream_frames, frame_generator, start_frame
 from zoomdream.images import fit, to_tensor
 from zoomdream.models import IMAGENET_MEAN, IMAGENET_STD, Network, load_network
@@ -494,14 +495,24 @@ def section_precision(device: torch.device, quick: bool) -> list[str]:
 def before_momentum(preset):
     """A preset as it was before momentum: no momentum, steps 2.5× smaller (presets' step sizes
     grew by 2.5× with it: each frame now steps (1 - 0.9) of them)."""
+    def smaller(v):  # a number, or an expression (music: "0.02 + 0.04*bass")
+        return parse(f"({v}) / 2.5", "step_size") if isinstance(v, Expr) else v / 2.5
+
     def older(key: str, p: Param) -> tuple[str, Param]:
-        return key, Param(tuple((t, v / 2.5) for t, v in p.keys), p.ease) if key == "step_size" else p
+        return key, Param(tuple((t, smaller(v)) for t, v in p.keys), p.ease) if key == "step_size" else p
 
     segs = tuple(replace(seg, params=tuple(older(k, p) for k, p in seg.params)) for seg in preset.segments)
     return replace(preset.with_overrides(momentum=0), segments=segs)
 
 
 def section_smoothness(device: torch.device, quick: bool) -> list[str]:
+    """Every shipped preset: a photo for those that start from one, the made-up song of
+    tests/clips.py for those that listen to one (music)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from clips import song, write_audio
+
+    from zoomdream.audio import features as audio_features
+
     size, frames = (128, 24) if quick else (256, 72)
     with tempfile.TemporaryDirectory() as tmp:
         photo = str(Path(tmp) / "chelsea.png")
@@ -511,8 +522,10 @@ def section_smoothness(device: torch.device, quick: bool) -> list[str]:
         rows = [f"| preset ({size}², {frames} frames) | P before | E8 before | P | E8 | E1 |", "|---|---|---|---|---|---|"]
         for name in preset_paths():
             p = load_preset(name).with_overrides(size=f"{size}x{size}", frames=frames)
-            old, new = (frames_smoothness(zoomdream.frames(q, photo, device=str(device)), q.schedule(), q.fps)
-                        for q in (before_momentum(p), p))
+            sound = write_audio(Path(tmp) / "song.wav", song(frames / p.fps + 1)) if p.reads_audio else None
+            feats = None if sound is None else audio_features(sound, p.fps, frames).per_frame
+            old, new = (frames_smoothness(zoomdream.frames(q, photo, audio=sound, device=str(device), frames=frames),
+                                          q.check_expressions(feats), q.fps) for q in (before_momentum(p), p))
             rows.append(f"| {name} | {old.persistence:.2f} | {old.E8:.1f} | {new.persistence:.2f} | {new.E8:.1f} "
                         f"| {new.E1:.1f} |")
             print(rows[-1], file=sys.stderr, flush=True)

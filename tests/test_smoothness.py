@@ -98,3 +98,30 @@ def test_draft_is_half_size_and_labelled(tmp_path):
     d = load_preset("default").drafted()
     assert (d.width, d.height, d.cadence) == (256, 256, 6)
     assert all(dict(s.params)["octaves"].keys == ((0.0, 1.0),) for s in d.segments)
+
+
+def test_make_bench_takes_every_shipped_preset_back_to_before_momentum():
+    # bench's smoothness table covers every shipped preset; an expression step size (music)
+    # crashed it, and with it `make bench`
+    import sys
+    from pathlib import Path
+
+    from zoomdream.expressions import Expr
+    from zoomdream.presets import preset_paths
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from bench import before_momentum
+
+    kinds = set()
+    for name in preset_paths():
+        p = load_preset(name)
+        old = before_momentum(p)
+        assert old.momentum == 0
+        for new_seg, old_seg in zip(p.segments, old.segments):
+            new, was = dict(new_seg.params), dict(old_seg.params)
+            if "step_size" not in new:  # its objective's default step, which stays as it is
+                continue
+            for (_, v), (_, w) in zip(new["step_size"].keys, was["step_size"].keys):
+                kinds.add(type(v))
+                assert str(w) == f"({v}) / 2.5" if isinstance(v, Expr) else w == pytest.approx(v / 2.5)
+    assert Expr in kinds and float in kinds
