@@ -43,18 +43,18 @@ def _deepdreamvideo(mobilenet, source: list[np.ndarray]) -> float:
 
 
 def test_flow_halves_the_flicker_of_dreaming_each_frame_alone(tmp_path, mobilenet):
-    source = camera_path(48, 256, 192)
+    source = camera_path(24, 256, 192)
     clip = write_clip(tmp_path / "in.mp4", source)
     errors = {}
     for name, kw in {"flow": {}, "alone": {"blend": 0}}.items():
         res = zoomdream.dream_video(clip, tmp_path / f"{name}.mp4", device="cpu", **kw)
-        assert (res.frames, res.width, res.height) == (48, 256, 192)
+        assert (res.frames, res.width, res.height) == (24, 256, 192)
         errors[name] = res.coherence.output.value
         source_error = res.coherence.source.value
     decoded = [f for f in clips.read(clips.probe(clip), 256, 192)]  # what the runs dreamed on
     errors["deepdreamvideo"] = _deepdreamvideo(mobilenet, decoded)
     print(errors, source_error)
-    # measured on AMD EPYC: flow 0.0011, alone 0.0134, 50/50 blend 0.0232; source 0.0002
+    # measured on AMD EPYC, 24 frames: flow 0.0013, alone 0.0137, DeepDreamVideo's 0.028; source 0.0003
     assert errors["flow"] <= 0.5 * errors["alone"]
     assert errors["flow"] < errors["deepdreamvideo"]
     assert source_error < errors["flow"]
