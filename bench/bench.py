@@ -81,6 +81,16 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], device: torch.devi
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def made_up():
+    """tests/clips.py, where the tests make their media (clips, songs): the bench makes the same."""
+    tests = str(Path(__file__).resolve().parents[1] / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    import clips
+
+    return clips
+
+
 def test_image(size: int, device: torch.device) -> torch.Tensor:
     """A photo-like start (smooth noise at several scales), reproducible and needing no file."""
     preset = load_preset("default")
@@ -508,9 +518,7 @@ def before_momentum(preset):
 def section_smoothness(device: torch.device, quick: bool) -> list[str]:
     """Every shipped preset: a photo for those that start from one, the made-up song of
     tests/clips.py for those that listen to one (music)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from clips import song, write_audio
-
+    media = made_up()
     from zoomdream.audio import features as audio_features
 
     size, frames = (128, 24) if quick else (256, 72)
@@ -522,7 +530,7 @@ def section_smoothness(device: torch.device, quick: bool) -> list[str]:
         rows = [f"| preset ({size}², {frames} frames) | P before | E8 before | P | E8 | E1 |", "|---|---|---|---|---|---|"]
         for name in preset_paths():
             p = load_preset(name).with_overrides(size=f"{size}x{size}", frames=frames)
-            sound = write_audio(Path(tmp) / "song.wav", song(frames / p.fps + 1)) if p.reads_audio else None
+            sound = media.write_audio(Path(tmp) / "song.wav", media.song(frames / p.fps + 1)) if p.reads_audio else None
             feats = None if sound is None else audio_features(sound, p.fps, frames).per_frame
             old, new = (frames_smoothness(zoomdream.frames(q, photo, audio=sound, device=str(device), frames=frames),
                                           q.check_expressions(feats), q.fps) for q in (before_momentum(p), p))
@@ -587,9 +595,7 @@ def section_draft(device: torch.device, quick: bool) -> list[str]:
 def section_video(device: torch.device, quick: bool) -> list[str]:
     """`zoomdream video` on a generated 512×384 clip (tests/clips.py): seconds per frame,
     the share of it the optical flow takes, and the flicker of each way to carry the dream."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from clips import camera_path, write_clip
-
+    media = made_up()
     from zoomdream import clip as clips
     from zoomdream.flow import FlowMethod, consistent, grey, pair, soft, warp_flow
     from zoomdream.render import FootageJob, footage_preset, render_footage
@@ -599,7 +605,7 @@ def section_video(device: torch.device, quick: bool) -> list[str]:
             "each frame alone (blend 0)": {"blend": 0.0}}
     rows = [f"| {w}×{h}, {n} frames, footage preset | s/frame | warping error | source's |", "|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
-        clip = clips.probe(write_clip(Path(tmp) / "in.mp4", camera_path(n, w, h)))
+        clip = clips.probe(media.write_clip(Path(tmp) / "in.mp4", media.camera_path(n, w, h)))
         preset = footage_preset(load_preset("footage"), clip)
         per = {}
         for name, kw in ways.items():
@@ -635,13 +641,10 @@ def section_audio(device: torch.device, quick: bool) -> list[str]:
     a noise bed, as MP3): decoding, librosa's analysis and resampling to 24 fps, in a fresh
     process as a render does it (librosa's import and its cached numba kernels included), and
     again warm."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from clips import song as made_up_song
-    from clips import write_audio
-
+    media = made_up()
     secs = 60 if quick else 180
     with tempfile.TemporaryDirectory() as tmp:
-        song = write_audio(Path(tmp) / "song.mp3", made_up_song(secs))
+        song = media.write_audio(Path(tmp) / "song.mp3", media.song(secs))
         code = ("import time, sys; t0 = time.perf_counter(); from zoomdream import audio; "
                 "f = audio.features(sys.argv[1], 24); print(time.perf_counter() - t0, len(f.beats), f.tempo)")
         cold = subprocess.run([sys.executable, "-c", code, str(song)], capture_output=True, text=True, check=True)

@@ -108,17 +108,16 @@ def speed(device: torch.device, quick: bool) -> list[str]:
         # Long enough that the encoder's queue (8 frames) has filled: the steady state.
         frames = 6 if quick else 24 if w * h <= 300_000 else 72 if w * h <= 2_100_000 else 20
         # Frame 0's warm-up dream is a still's full octave stack: the steady state is the question.
-        base = replace(load_preset("default").with_overrides(width=w, height=h, frames=frames), warmup=False)
-        for label, preset in [("", base)]:
-            stamps: list[float] = []
-            with tempfile.TemporaryDirectory() as tmp:
-                render(RenderJob(preset=preset, output=Path(tmp) / "s.mp4", device=str(device), progress=False,
-                                 on_frame=lambda n: stamps.append(time.perf_counter())), log=lambda m: None)
-            per_render = statistics.median(b - a for a, b in zip(stamps[2:], stamps[3:]))
-            per_dream, _ = _dream_rate(preset, device)
-            rows.append(f"| {w}×{h}{label} | {frames} | {per_render:.4f} | {per_dream:.4f} | "
-                        f"{per_render / per_dream:.3f} | {max(0.0, 1 - per_dream / per_render):.1%} |")
-            print(rows[-1], file=sys.stderr, flush=True)
+        preset = replace(load_preset("default").with_overrides(width=w, height=h, frames=frames), warmup=False)
+        stamps: list[float] = []
+        with tempfile.TemporaryDirectory() as tmp:
+            render(RenderJob(preset=preset, output=Path(tmp) / "s.mp4", device=str(device), progress=False,
+                             on_frame=lambda n: stamps.append(time.perf_counter())), log=lambda m: None)
+        per_render = statistics.median(b - a for a, b in zip(stamps[2:], stamps[3:]))
+        per_dream, _ = _dream_rate(preset, device)
+        rows.append(f"| {w}×{h} | {frames} | {per_render:.4f} | {per_dream:.4f} | {per_render / per_dream:.3f} "
+                    f"| {max(0.0, 1 - per_dream / per_render):.1%} |")
+        print(rows[-1], file=sys.stderr, flush=True)
     return rows
 
 
