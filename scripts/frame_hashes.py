@@ -5,8 +5,10 @@ changes no frame: run it before and after, on the same machine, and compare.
     python scripts/frame_hashes.py --root ../old   # another checkout of zoomdream
 
 The clips go through the command line (`render --frames-dir`), which every version has, and
-the hashes are of the decoded pixels of the lossless PNG frames. They differ from one CPU to
-the next (oneDNN picks other kernels), which is why this is a script and not a test."""
+the hashes are of the decoded pixels of the lossless PNG frames. Every preset gets the same
+made-up soundtrack (`--audio`), which only those whose expressions read it (music) follow. The
+hashes differ from one CPU to the next (oneDNN picks other kernels), which is why this is a
+script and not a test."""
 
 from __future__ import annotations
 
@@ -16,12 +18,26 @@ import os
 import subprocess
 import sys
 import tempfile
+import wave
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_song(path: Path, seconds: float = 2.0, rate: int = 22050) -> Path:
+    """A kick on every beat at 120 BPM over a low hum, as 16-bit WAV (numpy and the standard
+    library only, so that it is the same for any checkout)."""
+    t = np.arange(int(seconds * rate)) / rate
+    y = 0.5 * np.sin(2 * np.pi * 55 * t) * np.exp(-(t % 0.5) * 20) + 0.1 * np.sin(2 * np.pi * 110 * t)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(y, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
 
 
 def main() -> None:
@@ -36,12 +52,13 @@ def main() -> None:
 
         photo = Path(tmp) / "chelsea.png"
         Image.fromarray(data.chelsea()).save(photo)
+        song = write_song(Path(tmp) / "song.wav")
         everything = hashlib.sha256()
         for preset in sorted(p.stem for p in (args.root / "presets").glob("*.toml")):
             frames = Path(tmp) / preset
             cmd = [sys.executable, "-m", "zoomdream", "render", str(photo), "-o", str(Path(tmp) / f"{preset}.mp4"),
                    "--preset", preset, "--frames", str(args.frames), "--size", args.size, "--frames-dir", str(frames),
-                   "--device", "cpu", "-q"]
+                   "--audio", str(song), "--device", "cpu", "-q"]
             r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp)
             if r.returncode != 0:
                 raise SystemExit(f"{preset}: {r.stderr}")
