@@ -38,18 +38,20 @@ import torch
 import torch.nn.functional as F
 
 import zoomdream
-from zoomdream.dream import FRAME_DREAM, DreamSettings, Dreamer
-from zoomdream.expressions import Expr, parse
-from zoomdream.frames import LoopState, dream_frames, frame_generator, start_frame
-from zoomdream.images import fit, to_tensor
-from zoomdream.models import IMAGENET_MEAN, IMAGENET_STD, Network, load_network
-from zoomdream.measure import Smoothness, frames_smoothness
-from zoomdream.motion import move
-from zoomdream.objectives import parse_objective
-from zoomdream.images import save_image
-from zoomdream.presets import load_preset, preset_paths
-from zoomdream.schedule import Param
-from zoomdream.render import RenderJob, first_input, loop_settings, render
+from zoomdream.base.settings import FRAME_DREAM, DreamSettings
+from zoomdream.engine.dream import Dreamer
+from zoomdream.timeline.expressions import Expr, parse
+from zoomdream.loops.zoom import LoopState, dream_frames, frame_generator, start_frame
+from zoomdream.engine.images import fit, to_tensor
+from zoomdream.engine.models import IMAGENET_MEAN, IMAGENET_STD, Network, load_network
+from zoomdream.loops.smoothness import Smoothness, frames_smoothness
+from zoomdream.engine.motion import move
+from zoomdream.engine.objectives import parse_objective
+from zoomdream.engine.images import save_image
+from zoomdream.timeline.presets import load_preset, preset_paths
+from zoomdream.timeline.schedule import Param
+from zoomdream.run.jobs import RenderJob
+from zoomdream.run.render import first_input, loop_settings, render
 
 # The layers the presets use: mobilenet_v2's default, and GoogLeNet's classic inception4c.
 LAYERS = {"mobilenet_v2": "features.13", "googlenet": "inception4c"}
@@ -190,7 +192,9 @@ class _Reached(Exception):
 def port_model(name: str, pretrained: bool, cfg: Port) -> torch.nn.Module:
     import torchvision
 
-    from zoomdream.models import fold_batchnorm, get_backbone, load_state_dict, resolve_weights
+    from zoomdream.engine.catalog import get_backbone
+    from zoomdream.engine.models import fold_batchnorm
+    from zoomdream.engine.weights import load_state_dict, resolve_weights
 
     model = torchvision.models.get_model(name, weights=None, **({"aux_logits": False, "init_weights": False}
                                                                 if name in ("googlenet", "inception_v3") else {}))
@@ -261,7 +265,7 @@ def port_frame(model: torch.nn.Module, layer: str, img: torch.Tensor, s: DreamSe
 def port_child(which: str, model_name: str, reps: int) -> None:
     """Seconds per frame of the default preset's dream + zoom, one way, in a fresh process: the
     allocator setting is process-wide, and no way may inherit another's."""
-    from zoomdream.models import keep_freed_memory
+    from zoomdream.engine.models import keep_freed_memory
 
     preset = load_preset("default")
     spec = preset.schedule().at(1)
@@ -519,7 +523,7 @@ def section_smoothness(device: torch.device, quick: bool) -> list[str]:
     """Every shipped preset: a photo for those that start from one, the made-up song of
     tests/clips.py for those that listen to one (music)."""
     media = made_up()
-    from zoomdream.audio import features as audio_features
+    from zoomdream.media.audio import features as audio_features
 
     size, frames = (128, 24) if quick else (256, 72)
     with tempfile.TemporaryDirectory() as tmp:
@@ -596,9 +600,11 @@ def section_video(device: torch.device, quick: bool) -> list[str]:
     """`zoomdream video` on a generated 512×384 clip (tests/clips.py): seconds per frame,
     the share of it the optical flow takes, and the flicker of each way to carry the dream."""
     media = made_up()
-    from zoomdream import clip as clips
-    from zoomdream.flow import FlowMethod, consistent, grey, pair, soft, warp_flow
-    from zoomdream.render import FootageJob, footage_preset, render_footage
+    from zoomdream.media import clip as clips
+    from zoomdream.engine.images import grey
+    from zoomdream.loops.flow import FlowMethod, consistent, pair, soft, warp_flow
+    from zoomdream.run.jobs import FootageJob, footage_preset
+    from zoomdream.run.render import render_footage
 
     w, h, n = (256, 192, 12) if quick else (512, 384, 24)
     ways = {"dis (default)": {}, "farneback": {"flow": "farneback"}, "off (carried in place)": {"flow": "off"},
@@ -649,7 +655,7 @@ def section_audio(device: torch.device, quick: bool) -> list[str]:
                 "f = audio.features(sys.argv[1], 24); print(time.perf_counter() - t0, len(f.beats), f.tempo)")
         cold = subprocess.run([sys.executable, "-c", code, str(song)], capture_output=True, text=True, check=True)
         first, beats, tempo = cold.stdout.split()
-        from zoomdream import audio
+        from zoomdream.media import audio
 
         audio.features(song, 24)
         warm = median_seconds(lambda: audio.features(song, 24), device, 0, 3)
@@ -695,7 +701,7 @@ def main() -> None:
         w, h, n, dev = args.scaling_child
         return scaling_child(int(w), int(h), int(n), dev)
 
-    from zoomdream.models import resolve_device
+    from zoomdream.engine.models import resolve_device
 
     device = resolve_device(args.device)
     print(f"# zoomdream benchmark\n\nmachine: {machine(device)}\n", flush=True)

@@ -34,12 +34,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # noqa: E402  (the CPU benchmark's helpers: timing, test images, tables)
 
 import zoomdream  # noqa: E402
-from zoomdream.dream import Dreamer  # noqa: E402
-from zoomdream.models import load_network, resolve_device  # noqa: E402
-from zoomdream.objectives import parse_objective  # noqa: E402
-from zoomdream.presets import load_preset  # noqa: E402
-from zoomdream.render import RenderJob, render  # noqa: E402
-from zoomdream.video import read_frames  # noqa: E402
+from zoomdream.engine.dream import Dreamer  # noqa: E402
+from zoomdream.engine.models import load_network, resolve_device  # noqa: E402
+from zoomdream.engine.objectives import parse_objective  # noqa: E402
+from zoomdream.timeline.presets import load_preset  # noqa: E402
+from zoomdream.media.clip import read_frames  # noqa: E402
+from zoomdream.run.jobs import RenderJob  # noqa: E402
+from zoomdream.run.render import render  # noqa: E402
 
 
 def correctness(device: torch.device, quick: bool) -> list[str]:
@@ -78,7 +79,7 @@ def determinism(device: torch.device, quick: bool) -> list[str]:
     """Same seed, settings and device, the same frames? The same gradient twice; two frame loops
     in a row; a render stopped and resumed; with CUDA graphs on and off, and what each costs at
     1920×1080. (On an H200 with torch 2.11 none of these held, with cuDNN's deterministic flag
-    too: the cause is still open, see README, Performance.)"""
+    too: the cause is still open, see docs/performance.md.)"""
     preset = load_preset("default").with_overrides(size="128x128" if quick else "256x256", frames=12)
     hd = replace(load_preset("default").with_overrides(width=960 if quick else 1920, height=540 if quick else 1080,
                                                        frames=6 if quick else 14), warmup=False)
@@ -206,7 +207,7 @@ def tuning(device: torch.device, quick: bool) -> list[str]:
 def encoder(quick: bool) -> list[str]:
     """x264 presets at 1920×1080 on this machine's CPU: frames per second through the Encoder
     the renders use (crf 18), on real dreamed frames (noise would be slower than any video)."""
-    from zoomdream.video import Encoder
+    from zoomdream.media.writer import Encoder
 
     base = replace(load_preset("default").with_overrides(width=480, height=270, frames=8), warmup=False)
     frames = [cv2_resize(f, 1920, 1080) for f in zoomdream.frames(base, device="cpu")]

@@ -1,8 +1,8 @@
-"""Regenerate the README's example stills from scikit-image's sample photos (`chelsea`, `coffee`,
+"""Regenerate the docs' example stills from scikit-image's sample photos (`chelsea`, `coffee`,
 `astronaut`: public domain), each dreamed with the library's defaults for its objective, and
 print what each scores.
 
-    .venv/bin/python scripts/make_examples.py        # writes docs/*.jpg, about 2 minutes
+    .venv/bin/python scripts/make_examples.py        # writes docs/images/*.jpg, about 2 minutes
 """
 
 from pathlib import Path
@@ -12,12 +12,12 @@ import torch
 from skimage import data
 
 import zoomdream
-from zoomdream.frames import start_frame
-from zoomdream.images import fit, save_image, to_tensor
-from zoomdream.measure import class_score, correlation
-from zoomdream.objectives import class_index
+from zoomdream.loops.zoom import start_frame
+from zoomdream.engine.images import fit, save_image, to_tensor
+from zoomdream.engine.measure import class_score, correlation
+from zoomdream.engine.objectives import class_index
 
-OUT = Path(__file__).resolve().parents[1] / "docs"
+OUT = Path(__file__).resolve().parents[1] / "docs" / "images"
 CLASSES = ["jellyfish", "banana", "goldfish", "daisy", "volcano"]
 
 
@@ -26,7 +26,7 @@ def noise(width: int, height: int) -> torch.Tensor:
 
 
 def main() -> None:
-    OUT.mkdir(exist_ok=True)
+    OUT.mkdir(parents=True, exist_ok=True)
     net = zoomdream.load_network("mobilenet_v2", device="cpu")
     photo, coffee = data.chelsea().astype(np.float32) / 255, data.coffee()
     for name, layer in [("shallow", "features.4"), ("deep", "features.13")]:
@@ -44,7 +44,7 @@ def main() -> None:
         print(f"class:{name:<10} top-1 in {s.top1:.0%} of 16 views, mean p {s.probability:.2f} "
               f"(blur only: {o.top1:.0%}, p {o.probability:.2f})")
         row.append(img)
-    save_image(OUT / "example-classes.jpg", np.hstack([zoomdream.images.to_uint8(r) for r in row]))
+    save_image(OUT / "example-classes.jpg", np.hstack([zoomdream.engine.images.to_uint8(r) for r in row]))
 
     # style: noise grown into the coffee photo's texture; content: the cat inverted from noise
     texture = OUT / "_coffee.png"
@@ -81,9 +81,10 @@ def footage() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from clips import camera_path, write_clip
 
-    from zoomdream.atlas import labelled
-    from zoomdream.flow import FlowMethod, consistent, grey, pair, warp_numpy
-    from zoomdream.video import read_frames
+    from zoomdream.engine.images import labelled
+    from zoomdream.engine.images import grey
+    from zoomdream.loops.flow import FlowMethod, consistent, pair, warp_numpy
+    from zoomdream.media.clip import read_frames
 
     n, t = 48, 30
     source = camera_path(n, 256, 192)
@@ -122,7 +123,7 @@ def music() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from clips import song, write_audio
 
-    from zoomdream import audio
+    from zoomdream.media import audio
 
     with tempfile.TemporaryDirectory() as tmp:
         f = audio.features(write_audio(Path(tmp) / "song.mp3", song(30)), 24)
@@ -134,7 +135,9 @@ def sheet() -> None:
     """A sweep's contact sheet: two seeds × three layers of the default preset, 2 s each."""
     import tempfile
 
-    from zoomdream.batch import contact_sheet, run_batch, sweep_jobs
+    from zoomdream.run.batch import sweep_jobs
+    from zoomdream.run.runners import run_batch
+    from zoomdream.run.sheet import contact_sheet
 
     with tempfile.TemporaryDirectory() as tmp:
         specs = sweep_jobs(tmp, seeds="0-1", vary=["objective=features.4,features.10,features.13"], size="192x192",
@@ -146,10 +149,10 @@ def sheet() -> None:
 def _fifty_fifty(source: list[np.ndarray]) -> list[np.ndarray]:
     """DeepDreamVideo's loop with the footage preset's dream: each frame dreamed on a 50/50
     blend of the raw frame and the previous dream."""
-    from zoomdream.dream import Dreamer
-    from zoomdream.frames import frame_generator
-    from zoomdream.images import to_uint8
-    from zoomdream.presets import load_preset
+    from zoomdream.engine.dream import Dreamer
+    from zoomdream.loops.zoom import frame_generator
+    from zoomdream.engine.images import to_uint8
+    from zoomdream.timeline.presets import load_preset
 
     spec = load_preset("footage").schedule().at(0)
     dreamer, prev, out = Dreamer(zoomdream.load_network("mobilenet_v2", device="cpu")), None, []

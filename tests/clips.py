@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from zoomdream.video import ffmpeg_exe
+from zoomdream.media.ffmpeg import ffmpeg_exe
 
 
 def camera_path(frames: int, width: int, height: int, static: bool = False) -> list[np.ndarray]:

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from zoomdream.errors import UserError
-from zoomdream.images import save_image
-from zoomdream.models import load_network
-from zoomdream.state import CHECKPOINT, load_checkpoint, state_dir
+from zoomdream.base.errors import UserError
+from zoomdream.engine.images import save_image
+from zoomdream.engine.models import load_network
+from zoomdream.run.state import CHECKPOINT, load_checkpoint, state_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,7 +93,7 @@ def decoded_hashes(video: Path) -> list[str]:
     """A hash of each frame as ffmpeg decodes the video: equal lists mean identical videos."""
     import hashlib
 
-    from zoomdream.video import read_frames
+    from zoomdream.media.clip import read_frames
 
     return [hashlib.sha256(f.tobytes()).hexdigest()[:16] for f in read_frames(video)]
 

@@ -9,11 +9,12 @@ import time
 import pytest
 
 from conftest import ROOT, assert_user_error, decoded_hashes, run_main
-from zoomdream.batch import read_jobs, run_batch, sweep_jobs
-from zoomdream.images import load_image
-from zoomdream.render import state_dir
-from zoomdream.state import CHECKPOINT, load_checkpoint
-from zoomdream.video import probe
+from zoomdream.run.batch import read_jobs, sweep_jobs
+from zoomdream.run.runners import run_batch
+from zoomdream.engine.images import load_image
+from zoomdream.run.state import state_dir
+from zoomdream.run.state import CHECKPOINT, load_checkpoint
+from zoomdream.media.clip import probe
 
 TINY = {"size": "64x64", "seconds": 0.5}
 
@@ -30,14 +31,14 @@ def ray_local():
 
 
 def test_a_sweep_on_ray_renders_every_job_and_a_labelled_sheet(tmp_path, ray_local):
-    from zoomdream.batch import contact_sheet
+    from zoomdream.run.sheet import contact_sheet
 
     specs = sweep_jobs(tmp_path / "s", seeds="0-1", vary=["zoom=1.1,1.5"], device="cpu", **TINY)
     assert sorted(s.name for s in specs) == ["seed0_zoom-1.1", "seed0_zoom-1.5", "seed1_zoom-1.1", "seed1_zoom-1.5"]
     outcomes = run_batch(specs, ray="local", progress=False)
     assert sorted(o.status for o in outcomes) == ["done"] * 4
     for s in specs:
-        assert probe(s.output)[0] == 12
+        assert probe(s.output).frames == 12
     sheet = contact_sheet(specs, tmp_path / "s" / "sheet.png")
     assert sheet.shape[1] > sheet.shape[0] * 0.9  # 2×2 cells: the last axis (zoom) across
     assert load_image(tmp_path / "s" / "sheet.png").shape[:2] == sheet.shape[:2]
@@ -113,7 +114,7 @@ zoom = "1.2 + 0.1*sin(t)"
                  "-q")
     assert r.returncode == 0, r.stderr
     assert "2 rendered" in r.stdout
-    assert probe(tmp_path / "out" / "a.mp4")[0] == 6 and probe(tmp_path / "out" / "b.mp4")[0] == 6
+    assert probe(tmp_path / "out" / "a.mp4").frames == 6 and probe(tmp_path / "out" / "b.mp4").frames == 6
     assert "finished" in (tmp_path / "out" / "b.log").read_text()
     specs = read_jobs(tmp_path / "jobs.toml")
     assert specs[0].labels == {"objective": "features.7", "preset": "default", "zoom": "-"}

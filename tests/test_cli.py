@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from zoomdream.images import load_image, save_image
-from zoomdream.video import probe
+from zoomdream.engine.images import load_image, save_image
+from zoomdream.media.clip import probe
 
 from conftest import ROOT, assert_user_error, run_cli, run_main
 
@@ -102,4 +102,4 @@ def test_make_demo(tmp_path):
     r = subprocess.run(["make", "-s", "demo", f"DEMO_OUT={tmp_path}/demo", "DEMO_ARGS=--frames 3 --size 64x64 -q"],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert probe(tmp_path / "demo.mp4")[0] == 3 and (tmp_path / "demo.gif").stat().st_size > 0
+    assert probe(tmp_path / "demo.mp4").frames == 3 and (tmp_path / "demo.gif").stat().st_size > 0

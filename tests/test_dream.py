@@ -4,10 +4,11 @@ import torch
 import torch.nn.functional as F
 
 import zoomdream
-from zoomdream.dream import DreamSettings, Dreamer, DreamStats, octave_shapes, tile_spans
-from zoomdream.errors import UserError
-from zoomdream.images import fit, load_image, to_tensor, to_uint8
-from zoomdream.objectives import class_index, parse_objective
+from zoomdream.engine.dream import DreamSettings, Dreamer, DreamStats, octave_shapes
+from zoomdream.engine.tiling import tile_spans
+from zoomdream.base.errors import UserError
+from zoomdream.engine.images import fit, load_image, to_tensor, to_uint8
+from zoomdream.engine.objectives import class_index, parse_objective
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def _best_match(network, img, guide_feats, layer="features.10") -> float:
 def test_guide_objective_moves_toward_the_guide_more_than_a_plain_dream(mobilenet, small_photo, tmp_path):
     from skimage import data
 
-    from zoomdream.images import save_image
+    from zoomdream.engine.images import save_image
 
     guide = tmp_path / "coffee.png"  # a cup of coffee, to pull a cat toward
     save_image(guide, data.coffee())
@@ -117,7 +118,7 @@ def test_automatic_tiles_are_1024_on_the_cpu_and_graphs_only_on_cuda(mobilenet):
 
 
 def test_frames_round_the_same_on_the_device_as_on_the_host():
-    from zoomdream.images import to_numpy
+    from zoomdream.engine.images import to_numpy
 
     # OpenCV for 3 channels on the CPU, torch elsewhere (4 channels take that path here), numpy
     # for arrays: the same bytes, with ties (k/510) and values out of range

@@ -10,13 +10,13 @@ import pytest
 import zoomdream
 from clips import audio_samples, camera_path, write_clip
 from conftest import assert_user_error, decoded_hashes, interrupted, run_main
-from zoomdream import clip as clips
-from zoomdream.dream import Dreamer
-from zoomdream.flow import FlowMethod, WarpError, consistent, grey, pair
-from zoomdream.frames import frame_generator
-from zoomdream.images import load_image, to_tensor, to_uint8
-from zoomdream.presets import load_preset
-from zoomdream.video import probe
+from zoomdream.media import clip as clips
+from zoomdream.media.ffmpeg import ffmpeg_exe
+from zoomdream.engine.dream import Dreamer
+from zoomdream.loops.flow import FlowMethod, WarpError, consistent, pair
+from zoomdream.loops.zoom import frame_generator
+from zoomdream.engine.images import grey, load_image, to_tensor, to_uint8
+from zoomdream.timeline.presets import load_preset
 
 
 def _frames(folder) -> list[np.ndarray]:
@@ -81,7 +81,7 @@ def test_output_has_the_inputs_frames_rate_and_audio(tmp_path):
     assert "warping error" in r.stdout
     got, want = clips.probe(out), clips.probe(clip)
     assert (got.frames, got.fps, got.width, got.height) == (want.frames, want.fps, 64, 48)
-    assert probe(out)[0] == 30
+    assert clips.probe(out).frames == 30
     assert np.array_equal(audio_samples(out), audio_samples(clip))  # the input's audio, copied as it is
     trimmed = tmp_path / "part.mp4"
     r = run_main("video", clip, "-o", trimmed, "--device", "cpu", "-q", "--start", "0.4", "--end", "1.4")
@@ -97,7 +97,7 @@ def test_rotated_footage_is_read_upright(tmp_path):
     frames = camera_path(4, 64, 48)
     flat = write_clip(tmp_path / "flat.mp4", frames)
     turned = tmp_path / "turned.mp4"
-    subprocess.run([clips.ffmpeg_exe(), "-v", "error", "-display_rotation", "90", "-i", str(flat), "-c", "copy",
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-display_rotation", "90", "-i", str(flat), "-c", "copy",
                     str(turned)], check=True)
     c = clips.probe(turned)
     assert (c.width, c.height) == (48, 64)
@@ -118,7 +118,7 @@ def test_ctrl_c_keeps_frames_and_audio_and_resume_is_identical(tmp_path):
     out = tmp_path / "v.mp4"
     r = interrupted(_cli(clip, out), out, 8)
     assert r.returncode == 130 and "Traceback" not in r.stderr, r.stderr
-    n = probe(out)[0]
+    n = clips.probe(out).frames
     assert 8 <= n < 48
     assert len(audio_samples(out)) / 44100 == pytest.approx(n / 12, abs=1 / 12)  # sound up to the last frame
     r = run_main(*_cli(clip, out, "--resume")[3:])
@@ -136,9 +136,9 @@ def bad_videos(tmp_path_factory):
     (d / "cut.mp4").write_bytes(good.read_bytes()[: good.stat().st_size // 2])  # its index was at the end
     fast = write_clip(d / "fast.mp4", camera_path(10, 64, 48), fps=10, faststart=True)
     (d / "cut-fast.mp4").write_bytes(fast.read_bytes()[: fast.stat().st_size * 2 // 3])  # index first, data cut
-    subprocess.run([clips.ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=duration=1", str(d / "song.m4a")],
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "sine=duration=1", str(d / "song.m4a")],
                    check=True)
-    subprocess.run([clips.ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10",
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10",
                     "-frames:v", "0", str(d / "empty.mp4")], check=True)
     cv2.imwrite(str(d / "photo.png"), camera_path(1, 64, 48)[0])
     return d

@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 
 from conftest import run_cli
-from zoomdream.images import BACKGROUND, load_image
+from zoomdream.engine.images import BACKGROUND, load_image
 
 
 def _two_colour(w=120, h=80) -> np.ndarray:

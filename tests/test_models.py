@@ -4,10 +4,11 @@ import pytest
 import torch
 import torchvision
 
-from zoomdream.errors import UserError
-from zoomdream.models import (BACKBONES, build_module, describe_layers, get_backbone, load_network, load_state_dict,
-                              package_weight_file, resolve_weights)
-from zoomdream.objectives import parse_objective
+from zoomdream.base.errors import UserError
+from zoomdream.engine.catalog import BACKBONES, CLASSES, LAYERS, get_backbone
+from zoomdream.engine.models import build_module, describe_layers, load_network
+from zoomdream.engine.weights import load_state_dict, package_weight_file, resolve_weights, weights_entries
+from zoomdream.engine.objectives import parse_objective
 
 
 def _full_activation(model, layer, x):
@@ -143,11 +144,15 @@ def test_explicit_weights_must_exist_and_fit(tmp_path):
         load_network("mobilenet_v2", weights=tmp_path / "whole.pth")
 
 
-def test_every_backbone_lists_layers():
-    for name in BACKBONES:
-        layers = describe_layers(get_backbone(name))
-        assert layers[-1].name == "logits" and layers[-1].channels == 1000
-        assert all(i.channels > 0 and i.stride >= 1 for i in layers)
+@pytest.mark.parametrize("name", list(BACKBONES))
+def test_the_catalog_knows_each_backbone_as_the_network_is(name):
+    """The torch-free tables the presets and flags are checked against are the network's own
+    layers (found on a meta tensor) and torchvision's class list."""
+    layers = describe_layers(get_backbone(name))
+    table = "\n".join(f"{i.name} {i.channels} {i.stride} {i.kind}" for i in layers)
+    assert tuple(layers) == LAYERS[name], f"paste this as LAYERS[{name!r}] in engine/catalog.py:\n{table}"
+    assert layers[-1].name == "logits" and layers[-1].channels == 1000
+    assert list(CLASSES) == list(weights_entries(get_backbone(name))[0].meta["categories"])
 
 
 @pytest.mark.parametrize("text,words", [
@@ -179,8 +184,8 @@ def test_a_forced_device_takes_every_cpu_request(monkeypatch):
     """bench/gpu.sh runs the CPU tests on a GPU this way; with no GPU the request fails in one line."""
     import torch
 
-    from zoomdream.errors import UserError
-    from zoomdream.models import resolve_device
+    from zoomdream.base.errors import UserError
+    from zoomdream.engine.models import resolve_device
 
     monkeypatch.setenv("ZOOMDREAM_FORCE_DEVICE", "cuda")
     if torch.cuda.is_available():

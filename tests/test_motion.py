@@ -3,11 +3,11 @@ import math
 import numpy as np
 import torch
 
-from zoomdream.dream import Dreamer
-from zoomdream.frames import LoopSettings, LoopState, dream_frames
-from zoomdream.models import load_network
-from zoomdream.motion import Motion, move
-from zoomdream.presets import parse_preset
+from zoomdream.engine.dream import Dreamer
+from zoomdream.loops.zoom import LoopSettings, LoopState, dream_frames
+from zoomdream.engine.models import load_network
+from zoomdream.engine.motion import Motion, move
+from zoomdream.timeline.presets import parse_preset
 
 
 def blobs(size=160, r=30.0, sigma=6.0) -> torch.Tensor:
@@ -112,7 +112,7 @@ def test_rotation_direction_and_non_square_frames():
 
 
 def test_frame_work_runs_torch_on_one_cpu_thread_and_restores_it():
-    from zoomdream.motion import frame_work
+    from zoomdream.engine.motion import frame_work
 
     threads = torch.get_num_threads()
     torch.set_num_threads(2)

@@ -10,11 +10,11 @@ import scipy.signal
 import zoomdream
 from clips import audio_samples, camera_path, click_track, write_audio, write_clip
 from conftest import assert_user_error, decoded_hashes, interrupted, run_main
-from zoomdream import audio
-from zoomdream.errors import UserError
-from zoomdream.presets import load_preset, parse_preset
-from zoomdream.state import state_dir
-from zoomdream.video import probe
+from zoomdream.media import audio
+from zoomdream.base.errors import UserError
+from zoomdream.timeline.presets import load_preset, parse_preset
+from zoomdream.run.state import state_dir
+from zoomdream.media.clip import probe
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +125,7 @@ def test_the_mp4_carries_the_song_in_sync(tmp_path):
     out = tmp_path / "m.mp4"
     res = zoomdream.render(out, "music", audio=song, size="64x64", fps=12)
     assert res.frames == 36  # as long as the song
-    frames, seconds = probe(out)
+    frames = probe(out).frames
     heard, played = audio_samples(out), audio_samples(song)
     assert frames == 36 and abs(len(heard) / 44100 - frames / 12) <= 1 / 12  # within one frame
     n = min(len(heard), len(played))
@@ -145,7 +145,7 @@ def test_ctrl_c_keeps_the_song_to_the_last_frame_and_resume_is_identical(tmp_pat
     out = tmp_path / "m.mp4"
     r = interrupted(_cli(song, out, "--seconds", "2"), out, 8)
     assert r.returncode == 130 and "Traceback" not in r.stderr, r.stderr
-    n = probe(out)[0]
+    n = probe(out).frames
     assert 8 <= n < 24
     assert abs(len(audio_samples(out)) / 44100 - n / 12) <= 1 / 12
     assert (state_dir(out) / audio.CACHE).is_file()  # the analysis is kept for the resume

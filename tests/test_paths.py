@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from conftest import assert_user_error
-from zoomdream.images import load_image, save_image
-from zoomdream.models import package_weight_file
-from zoomdream.video import probe
+from zoomdream.engine.images import load_image, save_image
+from zoomdream.engine.weights import package_weight_file
+from zoomdream.media.clip import probe
 
 # Root reads and writes through permission bits. setpriv runs the CLI as root without the
 # capabilities that let it (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH), so a chmod 000 file is as
@@ -63,7 +63,7 @@ def _loop(p):
 
 
 def _unreadable(p):
-    shutil.copy(Path(__file__).parent.parent / "docs" / "example-deep-features.13.jpg", p)
+    shutil.copy(Path(__file__).parent.parent / "docs" / "images" / "example-deep-features.13.jpg", p)
     p.chmod(0)
 
 
@@ -144,6 +144,6 @@ def test_names_with_spaces_and_other_alphabets_work(place, tmp_path):
     r = cli("render", cat, "-o", d / "vidéo 1.mp4", "--preset", preset, "--weights", weights, "--frames-dir",
             d / "images ü", "--gif", d / "aperçu.gif", "--checkpoint-every", "1", "--device", "cpu", "-q")
     assert r.returncode == 0, r.stderr
-    assert probe(d / "vidéo 1.mp4")[0] == 2 and (d / "aperçu.gif").stat().st_size > 0
+    assert probe(d / "vidéo 1.mp4").frames == 2 and (d / "aperçu.gif").stat().st_size > 0
     assert len(list((d / "images ü").glob("*.png"))) == 2
     assert np.isfinite(load_image(d / "images ü" / "frame_000001.png")).all()

@@ -3,10 +3,11 @@ import pytest
 from clips import song as made_up_song
 from clips import write_audio
 
-from zoomdream.errors import UserError
-from zoomdream.presets import load_preset, parse_preset, preset_paths
-from zoomdream.render import RenderJob, render
-from zoomdream.video import probe
+from zoomdream.base.errors import UserError
+from zoomdream.timeline.presets import load_preset, parse_preset, preset_paths
+from zoomdream.run.jobs import RenderJob
+from zoomdream.run.render import render
+from zoomdream.media.clip import probe
 
 SEG = {"objective": "features.8"}
 
@@ -95,7 +96,7 @@ def test_every_shipped_preset_renders_two_frames(name, tmp_path, photo_file):
                     audio=song, device="cpu", progress=False)
     res = render(job, log=lambda m: None)
     assert res.frames == 2 and not res.interrupted
-    assert probe(tmp_path / f"{name}.mp4")[0] == 2
+    assert probe(tmp_path / f"{name}.mp4").frames == 2
 
 
 def test_at_least_six_distinct_presets():

@@ -9,12 +9,14 @@ import pytest
 
 import zoomdream
 from conftest import ROOT, assert_user_error, decoded_hashes, interrupted, run_cli, run_main, wait_for_checkpoint
-from zoomdream.errors import UserError
-from zoomdream.images import load_image
-from zoomdream.presets import load_preset
-from zoomdream.render import RenderJob, render
-from zoomdream.state import state_dir
-from zoomdream.video import probe, read_frames
+from zoomdream.base.errors import UserError
+from zoomdream.engine.images import load_image
+from zoomdream.timeline.presets import load_preset
+from zoomdream.run.jobs import RenderJob
+from zoomdream.run.render import render
+from zoomdream.run.state import state_dir
+from zoomdream.media.clip import read_frames
+from zoomdream.media.clip import probe
 
 
 def small(name="default", **kw):
@@ -31,7 +33,8 @@ def test_frame_count_and_duration(tmp_path):
     out = tmp_path / "a.mp4"
     res = quiet_render(small(frames=12, fps=8), out, checkpoint_every=5)
     assert res.frames == 12
-    frames, secs = probe(out)
+    clip = probe(out)
+    frames, secs = clip.frames, clip.duration
     assert frames == 12 and secs == pytest.approx(1.5, abs=0.13)
     assert not state_dir(out).exists()  # cleaned up after a finished render
     decoded = read_frames(out)
@@ -79,7 +82,7 @@ def test_interrupt_and_resume_give_the_identical_video(tmp_path, name, frames, s
     shown = max(0, stop - p.tail)
     assert part.interrupted and part.frames == shown  # the partial file holds every finished frame
     if shown:
-        assert probe(out)[0] == shown and len(list((tmp_path / "r").glob("*.png"))) == shown
+        assert probe(out).frames == shown and len(list((tmp_path / "r").glob("*.png"))) == shown
     with pytest.raises(UserError, match="settings changed"):
         quiet_render(p.with_overrides(seed=5), out, resume=True)
     res = quiet_render(p, out, frames_dir=tmp_path / "r", checkpoint_every=8, resume=True)
@@ -102,11 +105,11 @@ def test_frames_api_shows_what_render_writes(tmp_path):
 def test_api_render_and_overwriting_a_finished_render(tmp_path):
     out = tmp_path / "api.mp4"
     res = zoomdream.render(out, "journey", frames=3, size="48x32", device="cpu", gif=tmp_path / "p.gif")
-    assert res.frames == 3 and probe(out)[0] == 3 and (tmp_path / "p.gif").stat().st_size > 0
+    assert res.frames == 3 and probe(out).frames == 3 and (tmp_path / "p.gif").stat().st_size > 0
     with pytest.raises(UserError, match="already exists"):
         zoomdream.render(out, frames=2, size="32x32", device="cpu")
     res = zoomdream.render(out, frames=2, size="32x32", device="cpu", overwrite=True)
-    assert probe(out)[0] == 2 and read_frames(out)[0].shape == (32, 32, 3)
+    assert probe(out).frames == 2 and read_frames(out)[0].shape == (32, 32, 3)
 
 
 def test_bf16_renders_and_fp16_is_refused_on_the_cpu(tmp_path):
@@ -127,7 +130,7 @@ def test_ctrl_c_leaves_every_finished_frame_and_resume_finishes_the_same_video(t
     r = interrupted(_cli_render(out, 60, 3), out, 3)
     assert r.returncode == 130, r.stderr
     assert "Traceback" not in r.stderr and "--resume" in r.stderr
-    n = probe(out)[0]
+    n = probe(out).frames
     assert 3 <= n < 60 and len(read_frames(out)) == n
     assert n == len(list(out.with_suffix("").glob("*.png")))  # every finished frame is in the MP4
     assert_user_error(run_main(*_cli_render(out, 61, 3, "--resume")[3:]), "settings changed")
@@ -147,7 +150,7 @@ def test_second_ctrl_c_stops_at_once_and_keeps_the_finished_frames(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "Traceback" not in stderr, stderr
-    n = probe(out)[0]
+    n = probe(out).frames
     assert 2 <= n < 400 and n == len(list(out.with_suffix("").glob("*.png")))
 
 
@@ -159,7 +162,7 @@ def test_dream_full_size_tiled(tmp_path, photo_file):
 
 
 def test_resume_notices_a_changed_guide_image(tmp_path, photo):
-    from zoomdream.images import save_image
+    from zoomdream.engine.images import save_image
 
     guide = tmp_path / "g.png"
     save_image(guide, photo[:64, :64])

@@ -17,13 +17,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, assert_user_error, decoded_hashes, interrupted, run_cli, run_main, wait_for_checkpoint
-from zoomdream.errors import UserError
-from zoomdream.images import load_image
-from zoomdream.presets import EXTRA_KEYS, Preset, load_preset, parse_preset
-from zoomdream.settings import declared, keyframeable, parse_size
-from zoomdream.render import RenderJob, render
-from zoomdream.state import CHECKPOINT, CHECKPOINT_VERSION, StateLock, load_checkpoint, save_checkpoint, state_dir
-from zoomdream.video import probe, read_frames
+from zoomdream.base.errors import UserError
+from zoomdream.engine.images import load_image
+from zoomdream.timeline.presets import EXTRA_KEYS, Preset, load_preset, parse_preset
+from zoomdream.base.settings import declared, keyframeable, parse_size
+from zoomdream.run.jobs import RenderJob
+from zoomdream.run.render import render
+from zoomdream.run.state import CHECKPOINT, CHECKPOINT_VERSION, StateLock, load_checkpoint, save_checkpoint, state_dir
+from zoomdream.media.clip import read_frames
+from zoomdream.media.clip import probe
 
 # CI runs the floor; ZOOMDREAM_FUZZ_EXAMPLES=100000 make test fuzzes for longer.
 FUZZ = int(os.environ.get("ZOOMDREAM_FUZZ_EXAMPLES", "2000"))
@@ -145,7 +147,7 @@ def test_fuzzed_valid_presets_render_or_give_one_line(fuzz_place, data):
     except UserError as e:
         assert "\n" not in str(e) and "fp16" in str(e), str(e)  # the one value refused at render time
         return
-    assert res.frames == preset.frames and probe(out)[0] == preset.frames
+    assert res.frames == preset.frames and probe(out).frames == preset.frames
 
 
 @_fuzz
@@ -215,7 +217,7 @@ def _argv(flags: dict, switches: list[str]) -> st.SearchStrategy:
 
 @pytest.fixture(scope="module")
 def fuzz_place(tmp_path_factory, photo):
-    from zoomdream.images import save_image
+    from zoomdream.engine.images import save_image
 
     d = tmp_path_factory.mktemp("cli-fuzz")
     save_image(d / "in.png", photo[:48, :64])
@@ -284,7 +286,7 @@ def test_animated_input_renders_through_the_cli(tmp_path, photo):
     Image.fromarray(rgb).save(tmp_path / "a.gif", save_all=True, append_images=[Image.fromarray(255 - rgb)])
     r = run_main("render", tmp_path / "a.gif", "-o", tmp_path / "v.mp4", "--preset", "photo", "--frames", "2", *SMALL)
     assert r.returncode == 0, r.stderr
-    assert probe(tmp_path / "v.mp4")[0] == 2
+    assert probe(tmp_path / "v.mp4").frames == 2
 
 
 def test_bad_preset_file_through_the_cli(tmp_path):
@@ -330,7 +332,7 @@ def test_ffmpeg_failing_mid_render(tmp_path, monkeypatch):
 # A render that sends itself SIGKILL when it starts dreaming its {at}th frame.
 _KILL_AT = """
 import os, signal, sys
-from zoomdream.dream import Dreamer
+from zoomdream.engine.dream import Dreamer
 real, calls = Dreamer.__call__, [0]
 def faulty(self, *a, **k):
     calls[0] += 1
@@ -346,7 +348,7 @@ main(sys.argv[1:])
 @pytest.mark.parametrize("kind,code,words", [("nan", 1, ["NaN", "frame 5", "5 finished frames"]),
                                              ("crash", 1, ["internal error", "injected fault"])])
 def test_nan_or_crash_mid_render_keeps_the_good_frames(tmp_path, monkeypatch, kind, code, words):
-    from zoomdream.dream import Dreamer
+    from zoomdream.engine.dream import Dreamer
 
     real, calls = Dreamer.__call__, [0]
 
@@ -365,7 +367,7 @@ def test_nan_or_crash_mid_render_keeps_the_good_frames(tmp_path, monkeypatch, ki
     assert "Traceback" not in r.stderr
     for w in words:
         assert w in r.stderr, r.stderr
-    frames, _ = probe(out)
+    frames = probe(out).frames
     assert frames == 5  # frames 0–4 are finished and play
     assert np.isfinite(np.stack(read_frames(out))).all()
 
@@ -427,7 +429,7 @@ def test_full_disk_on_a_tiny_filesystem(tmp_path):
         subprocess.run(["mount", "-o", "remount,size=20m", str(mnt)], check=True)  # space freed
         r = run_main(*cmd[3:], "--resume")
         assert r.returncode == 0, r.stderr
-        assert f"at frame {kept}" in r.stderr and probe(out)[0] == 200
+        assert f"at frame {kept}" in r.stderr and probe(out).frames == 200
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
@@ -486,7 +488,7 @@ def test_sigterm_leaves_a_playable_mp4(tmp_path):
     r = interrupted(cmd, out, 3, signal.SIGTERM)
     assert r.returncode == 143, r.stderr
     assert "Traceback" not in r.stderr and "--resume" in r.stderr
-    n, _ = probe(out)
+    n = probe(out).frames
     assert 3 <= n < 400 and len(read_frames(out)) == n
 
 
@@ -507,7 +509,7 @@ def test_damaged_checkpoint_is_refused_in_one_line(tmp_path):
     assert_user_error(run_main(*cmd), "checkpoint", "--overwrite")
     ck.write_bytes(good)
     r = run_main(*cmd)
-    assert r.returncode == 0 and probe(out)[0] == 12, r.stderr
+    assert r.returncode == 0 and probe(out).frames == 12, r.stderr
 
 
 def test_progress_lines_when_stderr_is_a_log(tmp_path, monkeypatch):

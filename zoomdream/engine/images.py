@@ -5,7 +5,8 @@ the pipeline only ever sees clean float RGB.
 Photos are read as a viewer shows them: Pillow decodes them, the EXIF orientation is applied
 (a portrait phone photo is stored sideways with a "rotate" tag), an embedded ICC profile is
 converted to sRGB (the network was trained on sRGB; a wide-gamut Display P3 or Adobe RGB photo
-read raw looks washed out), and transparency is composited on mid-grey (BACKGROUND)."""
+read raw looks washed out), and transparency is composited on mid-grey (BACKGROUND).
+Stills in a labelled grid (the atlas, a batch's contact sheet) are put together here too."""
 
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
-from .errors import UserError, write_error
-from .paths import input_file, read_bytes
-from .settings import IMAGE_MIN_SIDE, IMAGE_MAX_SIDE
+from ..base.errors import UserError, write_error
+from ..base.paths import input_file, read_bytes
+from ..base.settings import IMAGE_MAX_SIDE, IMAGE_MIN_SIDE
 
 # Refused from the header, before decoding: a 100000×100000 PNG never allocates 30 GB.
 MAX_PIXELS = IMAGE_MAX_SIDE * IMAGE_MAX_SIDE
@@ -152,3 +153,41 @@ def check_min_size(image: np.ndarray, what: str) -> None:
     h, w = image.shape[:2]
     if min(h, w) < IMAGE_MIN_SIDE:
         raise UserError(f"{what} is only {w}×{h} px", f"use an image at least {IMAGE_MIN_SIDE} px on each side")
+
+
+def grey(image: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """Rec. 601 luma: an H×W×3 uint8 RGB frame as H×W uint8 (OpenCV's, which the optical-flow
+    methods take), or a 1×3×H×W tensor as an H×W tensor."""
+    if isinstance(image, torch.Tensor):
+        r, g, b = image[0]
+        return 0.299 * r + 0.587 * g + 0.114 * b
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+LABEL_HEIGHT = 18
+GAP = 2
+
+
+def labelled(tile: np.ndarray, text: str) -> np.ndarray:
+    """The tile above a dark strip carrying its label."""
+    h, w = tile.shape[:2]
+    strip = Image.new("RGB", (w, LABEL_HEIGHT), (16, 16, 16))
+    font = ImageFont.load_default(size=12)
+    draw = ImageDraw.Draw(strip)
+    while len(text) > 4 and draw.textlength(text, font=font) > w - 6:  # a narrow cell keeps the start
+        text = text[:-2].rstrip(" ·") + "…"
+    draw.text((3, 2), text, fill=(235, 235, 235), font=font)
+    return np.vstack([tile, np.asarray(strip)])
+
+
+def grid(tiles: list[np.ndarray], cols: int | None = None) -> np.ndarray:
+    """Tiles of one size in rows of `cols`, or as square an arrangement as the count allows."""
+    n = len(tiles)
+    cols = cols or int(np.ceil(np.sqrt(n * tiles[0].shape[0] / tiles[0].shape[1])))
+    rows = -(-n // cols)
+    th, tw = tiles[0].shape[:2]
+    out = np.full((rows * th + (rows - 1) * GAP, cols * tw + (cols - 1) * GAP, 3), 255, np.uint8)
+    for i, t in enumerate(tiles):
+        y, x = divmod(i, cols)
+        out[y * (th + GAP) : y * (th + GAP) + th, x * (tw + GAP) : x * (tw + GAP) + tw] = t
+    return out

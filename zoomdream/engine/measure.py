@@ -1,24 +1,21 @@
 """Figures that say whether a dream did what it was asked: is a class image a shape the network
 recognises however it is held, how close is a texture's Gram matrix, how well does an inverted
 image correlate with its photo. Tests, `make bench` and the example scripts measure with these,
-so a figure in the README and the one a test asserts are computed the same way."""
+so a figure in the docs and the one a test asserts are computed the same way. (How a video
+moves is loops/smoothness.py: the frame loop reports it.)"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .dream import gaussian_blur
-from .images import to_tensor
+from .catalog import LOGITS
+from .images import grey
 from .models import Network
-from .motion import affine_theta, resample
-from .objectives import LOGITS
-from .schedule import Schedule
+from .priors import gaussian_blur
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
@@ -31,12 +28,6 @@ def gram(features: torch.Tensor) -> torch.Tensor:
 def gram_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     """Squared Frobenius distance between two Gram matrices."""
     return float((a - b).pow(2).sum())
-
-
-def grey(img: torch.Tensor) -> torch.Tensor:
-    """1×3×H×W → H×W luma (Rec. 601)."""
-    r, g, b = img[0]
-    return 0.299 * r + 0.587 * g + 0.114 * b
 
 
 def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -79,74 +70,3 @@ def class_score(network: Network, img: torch.Tensor, index: int, views: int = 16
             top1 += int(p.argmax()) == index
             prob += float(p[index])
     return ClassScore(top1 / views, prob / views)
-
-
-def _inner(h: int, w: int) -> tuple[int, int, int, int]:
-    y, x = round(h * 0.1), round(w * 0.1)
-    return y, h - y, x, w - x
-
-
-def motion_error(later: torch.Tensor, earlier: torch.Tensor, m: torch.Tensor) -> float:
-    """Mean |later − earlier moved by m| over the inner 80% of the frame, in 0–255 units: how
-    much of `later` the camera move alone does not explain (m: 3×3, see motion.theta)."""
-    y0, y1, x0, x1 = box = _inner(*later.shape[-2:])
-    moved = resample(earlier, m, window=box)  # only the inner part is compared: only it is moved
-    return float(F.l1_loss(later[..., y0:y1, x0:x1], moved)) * 255
-
-
-def moved_error(later: torch.Tensor, moved: torch.Tensor) -> float:
-    """motion_error with the earlier frame already moved (motion.resample, its defaults)."""
-    y0, y1, x0, x1 = _inner(*later.shape[-2:])
-    return float(F.l1_loss(later[..., y0:y1, x0:x1], moved[..., y0:y1, x0:x1])) * 255
-
-
-@dataclass
-class Smoothness:
-    """How a video moves, from its frames in order and the camera move after each: Ek is the
-    motion error between frame n and frame n+k (frame n moved by the k camera moves between),
-    and persistence P = E8 / (8·E1). P = 1: every change persists, the dream grows; P = 1/8:
-    what one frame adds the next ones undo, the dream boils."""
-
-    span: int = 8
-    e1: float = 0.0  # sums and counts
-    n1: int = 0
-    ek: float = 0.0
-    nk: int = 0
-    window: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)  # (frame, move after it)
-
-    def add(self, frame: torch.Tensor, step: torch.Tensor, moved: torch.Tensor | None = None) -> None:
-        """The next frame, and the camera move after it; `moved`: the frame before moved by its
-        move, where the caller has it already (a frame grown from the one before)."""
-        if self.window:
-            prev, m = self.window[-1]
-            self.e1 += motion_error(frame, prev, m) if moved is None else moved_error(frame, moved)
-            self.n1 += 1
-        if len(self.window) == self.span:
-            m = torch.eye(3, dtype=torch.float64)
-            for _, a in self.window:
-                m = m @ a
-            self.ek += motion_error(frame, self.window[0][0], m)
-            self.nk += 1
-            self.window.pop(0)
-        self.window.append((frame, step))
-
-    @property
-    def E1(self) -> float:
-        return self.e1 / max(self.n1, 1)
-
-    @property
-    def E8(self) -> float:
-        return self.ek / max(self.nk, 1)
-
-    @property
-    def persistence(self) -> float:
-        return self.E8 / (self.span * self.E1) if self.nk and self.E1 > 0 else float("nan")
-
-
-def frames_smoothness(frames: Iterable[np.ndarray], schedule: Schedule, fps: float) -> Smoothness:
-    """The Smoothness of H×W×3 uint8 frames in video order, each moved by its schedule's camera."""
-    sm = Smoothness()
-    for n, f in enumerate(frames):
-        img = to_tensor(f)
-        sm.add(img, affine_theta(schedule.motion(n), fps, *img.shape[-2:]))
-    return sm

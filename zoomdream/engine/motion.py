@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .settings import Motion
+from ..base.settings import Motion
 
 __all__ = ["Motion", "IDENTITY", "affine_theta", "camera_after", "coverage", "frame_work", "move", "resample", "theta",
            "warp"]

@@ -13,26 +13,26 @@ Each kind of term is one class in KINDS: how it parses and prints, which names i
 whether it can be summed over tiles or wants a natural-image prior, and how it binds to a
 network. A new kind is one more class here. Parsing gives a plain, hashable Objective; `bind`
 turns it into a function of activations once a network is loaded. Nothing here reads a file
-or imports torch: images a term needs are loaded by whoever binds it."""
+or imports torch (a contract in pyproject.toml holds it to that): images a term needs are
+loaded by whoever binds it, and names are checked against the catalog."""
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from .errors import UserError, closest
+from ..base.errors import UserError, closest
+from .catalog import LOGITS, LayerInfo
 
 if TYPE_CHECKING:
     import torch
 
-    from .models import LayerInfo
-
 # Deep enough for eyes, fur and animal faces on mobilenet_v2, shallow enough to stay fast.
 DEFAULT_OBJECTIVE = "features.13"
-LOGITS = "logits"
 # In place of an image path: the render's (or still's) input photo, so a shipped preset can
 # name it without a file of its own.
 INPUT = "INPUT"
@@ -71,6 +71,7 @@ class Term:
     syntax: ClassVar[str] = ""  # for hints and --help
     example: ClassVar[str] = ""  # for hints
     tileable: ClassVar[bool] = True  # per-position terms sum over tiles; pooled ones do not
+    names_image: ClassVar[bool] = False  # its body starts with an image's path (IMAGE@…), which may hold '+'
     # Which defaults a dream of it takes (settings.DEFAULTS): "plain" amplifies what is there,
     # "natural" needs a natural-image prior or it turns to noise, "match" and "texture" pull
     # toward a target and want steps that settle on it.
@@ -221,6 +222,7 @@ class _ImageAtLayer(Term):
     layer: str = ""
 
     what: ClassVar[str] = ""  # "guide image": names the file in messages
+    names_image: ClassVar[bool] = True
 
     @classmethod
     def parse(cls, body: str, weight: float, text: str) -> Term:
@@ -302,6 +304,7 @@ class Style(Term):
     example: ClassVar[str] = "style:texture.png@features.2,features.4,features.7"
     size: ClassVar[int] = 512  # long side the style image is read at: sets the texture's scale
     defaults: ClassVar[str] = "texture"
+    names_image: ClassVar[bool] = True
     gain: ClassVar[float] = 0.05  # weight 1 pulls about as hard as a deep layer term does
 
     @classmethod
@@ -437,12 +440,17 @@ def syntax_hint() -> str:
     return ", ".join(forms[:-1]) + " or " + forms[-1]
 
 
-# One term, then the '+' that joins it to the next. A '+' inside a weight's exponent (1e+3) or
-# inside an image's path (guide:a+b.jpg@features.4) does not split.
 _NAME = r"[A-Za-z_][\w.]*"
-_TERM = re.compile(r"\s*(?:(?P<weight>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\*\s*)?"
-                   rf"(?P<body>(?:guide|style|content):.+?@{_NAME}(?:\s*,\s*{_NAME})*(?=\s*(?:\+|$))|[^+]*)"
-                   r"\s*(?P<plus>\+)?")
+
+
+@functools.cache
+def _term(prefixes: tuple[str, ...]) -> re.Pattern:
+    """One term, then the '+' that joins it to the next. A '+' inside a weight's exponent (1e+3)
+    or inside the image path of a kind that names one (guide:a+b.jpg@features.4) does not split."""
+    images = "|".join(map(re.escape, prefixes))
+    return re.compile(r"\s*(?:(?P<weight>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\*\s*)?"
+                      rf"(?P<body>(?:{images}).+?@{_NAME}(?:\s*,\s*{_NAME})*(?=\s*(?:\+|$))|[^+]*)"
+                      r"\s*(?P<plus>\+)?")
 
 
 def parse_objective(text: Any) -> Objective:
@@ -452,8 +460,9 @@ def parse_objective(text: Any) -> Objective:
     if not isinstance(text, str) or not text.strip():
         raise UserError("empty objective", "give a layer name, e.g. features.13 (see: zoomdream layers MODEL)")
     terms, pos = [], 0
+    pattern = _term(tuple(k.prefix for k in KINDS.values() if k.names_image))
     while True:
-        m = _TERM.match(text, pos)
+        m = pattern.match(text, pos)
         assert m is not None  # every part of the pattern is optional
         body = m["body"].strip()
         if not body:

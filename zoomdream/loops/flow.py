@@ -15,12 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from .settings import FLOWS
-
-
-def grey(frame: np.ndarray) -> np.ndarray:
-    """An H×W×3 uint8 RGB frame as the H×W uint8 luma that the flow methods take."""
-    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+from ..base.settings import FLOWS
 
 
 class FlowMethod:

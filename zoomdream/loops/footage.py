@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .dream import Dreamer
-from .flow import FlowMethod, WarpError, consistent, grey, pair, soft, warp_flow
-from .frames import finite, frame_generator
-from .images import to_tensor, to_uint8
-from .motion import affine_theta, resample
-from .schedule import Schedule
-from .settings import Motion
+from ..base.settings import Motion
+from ..engine.dream import Dreamer
+from ..engine.images import grey, to_tensor, to_uint8
+from ..engine.motion import affine_theta, resample
+from ..timeline.schedule import Schedule
+from .flow import FlowMethod, WarpError, consistent, pair, soft, warp_flow
+from .zoom import finite, frame_generator
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The frame loop ("we must go deeper"): each frame dreams on the previous output, which is
+"""The frame loop of a zoom ("we must go deeper"): each frame dreams on the previous output, which is
 then moved (zoomed, rotated, panned) to become the next frame's input.
 
     d[n]   = dream(s[n])                    the frame shown
@@ -21,12 +21,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .dream import Dreamer
-from .images import to_tensor, to_uint8
-from .measure import Smoothness
-from .motion import IDENTITY, affine_theta, camera_after, coverage, frame_work, resample
-from .schedule import Schedule, ease
-from .settings import PRIORS, DreamSettings, hex_colour
+from ..base.settings import PRIORS, DreamSettings, hex_colour
+from ..engine.dream import Dreamer
+from ..engine.images import to_tensor, to_uint8
+from ..engine.motion import IDENTITY, affine_theta, camera_after, coverage, frame_work, resample
+from ..timeline.schedule import Schedule, ease
+from .smoothness import Smoothness
 
 
 def frame_generator(seed: int, n: int) -> torch.Generator:

@@ -2,30 +2,25 @@
 0.5*beat"`): decoded by ffmpeg, analysed by librosa (onset strength, beat tracking, a
 spectrogram for loudness and bands), then resampled to the video's frame rate.
 
-    beat    1 at the frame of each beat, decaying by e every BEAT_SECONDS (0.1 s): a pulse
-    onset   onset strength (how sharply the sound changes), max over each frame
-    rms     loudness
-    bass    20–250 Hz, mid 250–2000 Hz, treble 2–11 kHz: mean spectral magnitude in the band
-
-Each is normalised to 0..1 over the track (divided by its largest value), so the same
-expression suits a quiet song and a loud one."""
+The features are declared here, in FEATURES, beside the code that computes them; the
+expression reader (timeline/expressions.py) takes their names from it, so a new feature is an
+entry there and its series in `analyse`. Each is normalised to 0..1 over the track (divided by
+its largest value), so the same expression suits a quiet song and a loud one. This module
+imports no torch (librosa loads when a track is analysed)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import re
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .clip import damaged, ffmpeg_info
-from .errors import UserError
-from .expressions import AUDIO_VARIABLES
-from .paths import IMAGE_SUFFIXES, file_digest, input_file
-from .video import ffmpeg_exe
+from ..base.errors import UserError
+from ..base.paths import IMAGE_SUFFIXES, file_digest, input_file
+from .ffmpeg import damaged, info, run
 
 SAMPLE_RATE = 22050  # librosa's: enough for beats and bands up to 11 kHz, and half the work of 44.1k
 HOP = 512  # 23 ms between analysis frames: finer than a video frame at up to 43 fps
@@ -34,6 +29,15 @@ BANDS = {"bass": (20.0, 250.0), "mid": (250.0, 2000.0), "treble": (2000.0, SAMPL
 SILENT = 1e-4  # peak amplitude under -80 dBFS: nothing to follow
 ANALYSIS_VERSION = 1  # bump when the features change: cached ones are then recomputed
 CACHE = "audio.npz"
+
+# What each feature is (its name is what expressions read), in the order plots show them.
+FEATURES = {
+    "beat": f"1 at the frame of each beat, decaying by e every {BEAT_SECONDS} s: a pulse",
+    "onset": "onset strength: how sharply the sound changes (the strongest within each frame)",
+    "rms": "loudness",
+    **{name: f"mean spectral magnitude at {lo:g}–{hi:g} Hz" for name, (lo, hi) in BANDS.items()},
+}
+AUDIO_VARIABLES = tuple(FEATURES)
 
 
 @dataclass
@@ -61,10 +65,10 @@ def check_audio_file(path: str | Path) -> Path:
     p = input_file(path, "audio file", "check the --audio path")
     if p.suffix.lower() in IMAGE_SUFFIXES:
         raise UserError(f"--audio {p} is an image", "give a sound file (MP3, WAV, FLAC, AAC, or a video with sound)")
-    info = ffmpeg_info(p)
-    if re.search(r"^Input #0, ", info, re.M) is None:
-        raise damaged(p, info, "audio")
-    if re.search(r"Stream #0:\d+[^:]*: Audio:", info) is None:
+    text = info(p)
+    if re.search(r"^Input #0, ", text, re.M) is None:
+        raise damaged(p, text, "audio")
+    if re.search(r"Stream #0:\d+[^:]*: Audio:", text) is None:
         raise UserError(f"{p} has no sound stream", "give a sound file, or a video that has sound")
     return p
 
@@ -72,8 +76,8 @@ def check_audio_file(path: str | Path) -> Path:
 def decode(path: Path, start: float = 0.0) -> np.ndarray:
     """The first sound stream from `start` seconds on, as mono float32 at SAMPLE_RATE."""
     seek = ["-ss", f"{start:.6f}"] if start > 0 else []
-    r = subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", *seek, "-i", str(path), "-map", "0:a:0", "-ac", "1",
-                        "-ar", str(SAMPLE_RATE), "-f", "f32le", "-"], capture_output=True, start_new_session=True)
+    r = run(["-nostdin", "-v", "error", *seek, "-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", str(SAMPLE_RATE),
+             "-f", "f32le", "-"], text=False)
     if r.returncode != 0 or r.stderr.strip():
         raise damaged(path, r.stderr.decode(errors="replace"), "audio")
     samples = np.frombuffer(r.stdout, np.float32)
@@ -189,8 +193,9 @@ def plot(f: Features, output: Path) -> None:
 
     t = np.arange(f.frames) / f.fps
     fig, axes = plt.subplots(len(AUDIO_VARIABLES), 1, figsize=(12, 1.1 * len(AUDIO_VARIABLES) + 0.8), sharex=True)
-    colours = ["#d62728", "#ff7f0e", "#2ca02c", "#1f77b4", "#9467bd", "#8c564b"]
-    for ax, name, c in zip(axes, AUDIO_VARIABLES, colours):
+    colours = ["#d62728", "#ff7f0e", "#2ca02c", "#1f77b4", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+    for i, (ax, name) in enumerate(zip(axes, AUDIO_VARIABLES)):
+        c = colours[i % len(colours)]
         ax.fill_between(t, f.per_frame[name], color=c, alpha=0.35, linewidth=0)
         ax.plot(t, f.per_frame[name], color=c, linewidth=0.8)
         for b in f.beats:

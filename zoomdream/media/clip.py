@@ -1,6 +1,7 @@
-"""Reading footage: what a video file holds (probe) and its frames, one at a time, fitted to
-the output size (read). Both go through the ffmpeg binary that writes our videos, so every
-container and codec it decodes works, and its errors become one line each.
+"""Reading videos: what a file holds (probe) and its frames, one at a time, fitted to the
+output size (read) or as they are (frames, middle_frame). All go through the ffmpeg binary that
+writes our videos, so every container and codec it decodes works, and its errors become one
+line each.
 
 Frames are decoded as they are needed from a pipe (memory stays flat however long the video),
 upright (ffmpeg applies a phone's rotation flag itself), in passthrough timing: the nth frame
@@ -17,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
-from .paths import IMAGE_SUFFIXES, input_file
-from .settings import VIDEO_MIN_SIDE
-from .video import ffmpeg_exe
+from ..base.errors import UserError
+from ..base.paths import IMAGE_SUFFIXES, input_file
+from ..base.settings import VIDEO_MIN_SIDE
+from .ffmpeg import damaged, info, run, start
 
 # Demuxers that read a single picture: given where a video belongs, that is a mistake to name.
 _IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "jpegls_pipe",
@@ -60,44 +61,40 @@ def _trim(start: float, end: float | None) -> list[str]:
     return (["-ss", f"{start:.6f}"] if start > 0 else []) + (["-to", f"{end:.6f}"] if end is not None else [])
 
 
-def _run(cmd: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, errors="replace", start_new_session=True)
-
-
-def damaged(path: Path, stderr: str, what: str = "video") -> UserError:
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and "must be specified" not in ln]
-    why = re.sub(r"\[[^\]]*@ 0x[0-9a-f]+\]\s*", "", lines[-1])[:160] if lines else "no reason given"
-    if "moov atom not found" in stderr:
-        why = "its index (moov atom) is missing: the file is truncated, or not a video"
-    formats = "MP4, MOV, WebM, GIF…" if what == "video" else "MP3, WAV, FLAC, AAC…"
-    fix = f"check it plays, or re-export it ({formats})"
-    return UserError(f"cannot read {what} {path}: {why}", fix)
-
-
-def ffmpeg_info(path: Path) -> str:
-    """What ffmpeg says of a file it opens (its streams, or why it cannot)."""
-    return _run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)]).stderr
-
-
 def probe(path: str | Path, start: float = 0.0, end: float | None = None) -> Clip:
     """What `path` holds between start and end, or a one-line error: not a file, not a video,
     damaged or truncated, no frames, a start past its end."""
+    whole = _header(path)
+    p, duration = whole.path, whole.duration
+    if duration and start >= duration:
+        raise UserError(f"--start {start:g} is past the end of {p} ({duration:.2f} s)",
+                        f"use a start below {duration:.2f}")
+    if end is not None and end <= start:
+        raise UserError(f"--end {end:g} is not after --start {start:g}", "make the end later than the start")
+    frames = _count(p, start, end)
+    if frames == 0:
+        where = f" between {start:g} s and {end if end is not None else duration:g} s" if start or end else ""
+        raise UserError(f"{p} has no frames{where}", "give a longer video or another --start/--end")
+    return Clip(p, whole.width, whole.height, whole.fps, frames, duration, start, end, whole.audio)
+
+
+def _header(path: str | Path) -> Clip:
+    """What ffmpeg's header of `path` says (its frame count not yet known: 0)."""
     p = input_file(path, "input video")
     if p.suffix.lower() in IMAGE_SUFFIXES and p.suffix.lower() != ".gif":
         raise UserError(f"{p} is an image, not a video", f"to zoom into a photo: zoomdream render {p} -o out.mp4")
-    exe = ffmpeg_exe()
-    info = ffmpeg_info(p)
-    fmt = re.search(r"^Input #0, (.+?), from ", info, re.M)
+    text = info(p)
+    fmt = re.search(r"^Input #0, (.+?), from ", text, re.M)
     if fmt is None:
-        raise damaged(p, info)
+        raise damaged(p, text)
     if any(f in _IMAGE_FORMATS for f in fmt.group(1).split(",")):
         raise UserError(f"{p} is an image, not a video", f"to zoom into a photo: zoomdream render {p} -o out.mp4")
-    video = re.search(r"Stream #0:\d+[^:]*: Video: (\w+).*?, (\d+)x(\d+)[, ].*", info)
+    video = re.search(r"Stream #0:\d+[^:]*: Video: (\w+).*?, (\d+)x(\d+)[, ].*", text)
     if video is None:
-        what = "only sound" if re.search(r"Stream #0:\d+[^:]*: Audio:", info) else "no video stream"
+        what = "only sound" if re.search(r"Stream #0:\d+[^:]*: Audio:", text) else "no video stream"
         raise UserError(f"{p} has {what}", "give a video file")
     w, h = int(video.group(2)), int(video.group(3))
-    rot = re.search(r"rotation of (-?[\d.]+) degrees", info)
+    rot = re.search(r"rotation of (-?[\d.]+) degrees", text)
     if rot and round(float(rot.group(1))) % 180 == 90:
         w, h = h, w
     rate = re.search(r"([\d.]+)(k?) fps", video.group(0)) or re.search(r"([\d.]+)(k?) tbr", video.group(0))
@@ -107,25 +104,16 @@ def probe(path: str | Path, start: float = 0.0, end: float | None = None) -> Cli
         fps = ntsc / 1.001
     if not 1 <= fps <= 240:
         raise UserError(f"{p} plays at {fps:g} frames per second", "give a video of 1 to 240 fps (re-export it)")
-    dur = re.search(r"Duration: (\d+):(\d+):([\d.]+)", info)
+    dur = re.search(r"Duration: (\d+):(\d+):([\d.]+)", text)
     duration = int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else 0.0
-    if dur and start >= duration:
-        raise UserError(f"--start {start:g} is past the end of {p} ({duration:.2f} s)",
-                        f"use a start below {duration:.2f}")
-    if end is not None and end <= start:
-        raise UserError(f"--end {end:g} is not after --start {start:g}", "make the end later than the start")
-    audio = re.search(r"Stream #0:\d+[^:]*: Audio: (\w+)", info)
-    frames = _count(exe, p, start, end)
-    if frames == 0:
-        where = f" between {start:g} s and {end if end is not None else duration:g} s" if start or end else ""
-        raise UserError(f"{p} has no frames{where}", "give a longer video or another --start/--end")
-    return Clip(p, w, h, fps, frames, duration, start, end, audio.group(1) if audio else None)
+    audio = re.search(r"Stream #0:\d+[^:]*: Audio: (\w+)", text)
+    return Clip(p, w, h, fps, 0, duration, audio=audio.group(1) if audio else None)
 
 
-def _count(exe: str, path: Path, start: float, end: float | None) -> int:
+def _count(path: Path, start: float, end: float | None) -> int:
     """Frames between start and end, counted by decoding them: a header's count can lie, and a
     truncated or damaged file is found here, before anything is dreamed."""
-    r = _run([exe, "-nostdin", "-v", "error", "-progress", "pipe:1", "-nostats", *_trim(start, end), "-i", str(path),
+    r = run(["-nostdin", "-v", "error", "-progress", "pipe:1", "-nostats", *_trim(start, end), "-i", str(path),
               "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "null", "-"])
     if r.returncode != 0 or r.stderr.strip():
         raise damaged(path, r.stderr)
@@ -136,27 +124,44 @@ def _count(exe: str, path: Path, start: float, end: float | None) -> int:
 def read(clip: Clip, width: int, height: int) -> Iterator[np.ndarray]:
     """The clip's frames as H×W×3 uint8, scaled to cover width×height and centre-cropped (as a
     photo is fitted), decoded one at a time. Closing the generator stops ffmpeg."""
-    cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", *_trim(clip.start, clip.end), "-i", str(clip.path),
-           "-map", "0:v:0", "-fps_mode", "passthrough",
-           "-vf", f"scale={width}:{height}:force_original_aspect_ratio=increase:flags=lanczos,"
-                  f"crop={width}:{height},setsar=1",
-           "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]  # fmt: skip
+    fit = (f"scale={width}:{height}:force_original_aspect_ratio=increase:flags=lanczos,"
+           f"crop={width}:{height},setsar=1")
+    return _decode(clip, width, height, ["-fps_mode", "passthrough", "-vf", fit], clip.frames)
+
+
+def read_frames(path: str | Path) -> list[np.ndarray]:
+    """Every frame of a video as it decodes, at its own size (tests and checks: holds them all)."""
+    clip = probe(path)
+    return list(_decode(clip, clip.width, clip.height, ["-fps_mode", "passthrough"], clip.frames))
+
+
+def middle_frame(path: str | Path) -> np.ndarray:
+    """The frame in the middle of a video (H×W×3 uint8), or a one-line error; from the header's
+    length, without decoding the whole video."""
+    clip = _header(path)
+    middle = Clip(clip.path, clip.width, clip.height, clip.fps, 1, clip.duration, clip.duration / 2)
+    return next(_decode(middle, clip.width, clip.height, ["-frames:v", "1"], 1))
+
+
+def _decode(clip: Clip, width: int, height: int, output: list[str], count: int) -> Iterator[np.ndarray]:
+    """`count` frames of width×height from ffmpeg reading `clip` with the `output` options."""
+    args = ["-nostdin", "-v", "error", *_trim(clip.start, clip.end), "-i", str(clip.path), "-map", "0:v:0", *output,
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
     size = width * height * 3
     log = tempfile.TemporaryFile()  # not a pipe: unread, a chatty ffmpeg would block on it
     try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
-                                start_new_session=True)
-    except OSError as e:
+        proc = start(args, stdout=subprocess.PIPE, stderr=log)
+    except UserError:
         log.close()
-        raise UserError(f"cannot run ffmpeg ({e.strerror})", "reinstall imageio-ffmpeg") from None
+        raise
     try:
-        for n in range(clip.frames):
+        for n in range(count):
             buf = proc.stdout.read(size)  # type: ignore[union-attr]
             if len(buf) < size:
                 proc.wait()
                 log.seek(0)
                 err = log.read().decode(errors="replace")
-                raise UserError(f"video {clip.path} ended at frame {n} of {clip.frames}"
+                raise UserError(f"video {clip.path} ended at frame {n} of {count}"
                                 + (f" ({err.strip().splitlines()[-1][:160]})" if err.strip() else ""),
                                 "check the file is complete and was not changed during the render")
             yield np.frombuffer(buf, np.uint8).reshape(height, width, 3)

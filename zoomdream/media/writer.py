@@ -1,6 +1,6 @@
-"""Streaming frames into ffmpeg (the binary imageio-ffmpeg ships), on a background thread so
-encoding overlaps dreaming, plus the small ffmpeg jobs around it: joining parts, probing a
-file, a GIF preview.
+"""Writing the video: frames streamed into ffmpeg on a background thread so encoding overlaps
+dreaming, in MP4 parts that a checkpoint can name, then the parts joined (with the
+soundtrack) and a GIF preview.
 
 We build the ffmpeg command ourselves rather than use imageio_ffmpeg.write_frames: its
 defaults add `-crf 25` (quality=5) and rescale to multiples of 16 (1080 → 1088), it does
@@ -11,80 +11,18 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
 import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-try:
-    import resource
-except ImportError:  # Windows
-    resource = None  # type: ignore[assignment]
-
-from .errors import UserError, disk_full, write_error
-
-
-def ffmpeg_exe() -> str:
-    exe = os.environ.get("ZOOMDREAM_FFMPEG")
-    if exe:
-        if not Path(exe).is_file():
-            raise UserError(f"ZOOMDREAM_FFMPEG points to a missing file: {exe}", "unset it or fix the path")
-        return exe
-    try:
-        import imageio_ffmpeg
-
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except Exception:
-        raise UserError("ffmpeg not found", "pip install imageio-ffmpeg, or set ZOOMDREAM_FFMPEG") from None
-
-
-def _broken_ffmpeg(exe: str, why: str) -> UserError:
-    return UserError(f"ffmpeg at {exe} {why}", "reinstall imageio-ffmpeg, or point ZOOMDREAM_FFMPEG at a working ffmpeg")
-
-
-def check_ffmpeg() -> str:
-    """The ffmpeg binary, after making sure it runs at all."""
-    exe = ffmpeg_exe()
-    try:
-        r = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise _broken_ffmpeg(exe, f"cannot run ({getattr(e, 'strerror', None) or type(e).__name__})") from None
-    if r.returncode != 0:
-        raise _broken_ffmpeg(exe, f"does not work (exit status {r.returncode})")
-    return exe
-
-
-def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1][:200] if lines else ""
-
-
-def _out_of_space(path: Path) -> bool:
-    """Whether a failed write to `path` ran out of room. ffmpeg often dies silently on a full
-    disk, so its message alone cannot tell: look at the free space and the file-size limit."""
-    try:
-        if shutil.disk_usage(path.parent).free < 16 * 2**20:
-            return True
-        if resource is None:
-            return False
-        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-        return limit != resource.RLIM_INFINITY and path.exists() and path.stat().st_size >= limit
-    except OSError:
-        return False
-
-
-def _ffmpeg_failure(what: str, path: Path, stderr: str, written: Path | None = None) -> UserError:
-    """`path` is what the user asked for; `written` the file ffmpeg was writing, if another."""
-    msg = _last_line(stderr)
-    if "No space left" in stderr or "File too large" in stderr or _out_of_space(written or path):
-        return disk_full(path, msg)
-    return UserError(f"ffmpeg failed while {what} {path}: {msg or 'it gave no reason'}",
-                     "check the output folder and free disk space")
+from ..base.errors import UserError, write_error
+from .ffmpeg import failure, run_or_fail, start
 
 
 class Encoder:
@@ -96,8 +34,8 @@ class Encoder:
         # -bf 0: parts are later joined by stream copy, and B-frame reordering leaves each part's
         # timestamps offset, which the concat demuxer turns into duplicated or dropped frames.
         # No +faststart here: the joined file gets it, and each part would be rewritten for nothing.
-        cmd = [
-            ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+        args = [
+            "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
             "-s", f"{width}x{height}", "-r", _fps_arg(fps), "-i", "-", "-an",
             "-c:v", "libx264", "-preset", preset, "-bf", "0", "-crf", str(crf), "-pix_fmt", "yuv420p",
             str(self.path),
@@ -105,11 +43,10 @@ class Encoder:
         self._size = width * height * 3
         self._log = tempfile.TemporaryFile()
         try:
-            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                          stderr=self._log, start_new_session=True)
-        except OSError as e:
+            self._proc = start(args, stdin=subprocess.PIPE, stderr=self._log)
+        except UserError:
             self._log.close()
-            raise _broken_ffmpeg(cmd[0], f"cannot run ({e.strerror})") from None
+            raise
 
     def write(self, frame: np.ndarray) -> None:
         assert frame.dtype == np.uint8 and frame.size == self._size, "frame must be H×W×3 uint8 of the video's size"
@@ -117,7 +54,7 @@ class Encoder:
             self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())  # type: ignore[union-attr]
         except (BrokenPipeError, OSError):
             self._proc.wait()
-            raise _ffmpeg_failure("writing", self.path, self._stderr()) from None
+            raise failure("writing", self.path, self._stderr()) from None
         self.frames += 1
 
     def _stderr(self) -> str:
@@ -134,7 +71,7 @@ class Encoder:
         err = self._stderr()
         self._log.close()
         if rc != 0:
-            raise _ffmpeg_failure("writing", self.path, err)
+            raise failure("writing", self.path, err)
 
     def abort(self) -> None:
         self._proc.kill()
@@ -147,8 +84,6 @@ class Encoder:
 
 
 def _fps_arg(fps: float) -> str:
-    from fractions import Fraction
-
     return str(Fraction(fps).limit_denominator(1001))
 
 
@@ -321,8 +256,8 @@ def concat(parts: list[Path], output: Path, audio: Soundtrack | None = None) -> 
         source = ["-f", "concat", "-safe", "0", "-i", listing]
     sound = [] if audio is None else [*audio.args(), "-map", "0:v:0", "-map", "1:a:0", *audio.codec()]
     try:
-        _run([ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error", *source, *sound, "-c:v", "copy",
-              "-movflags", "+faststart", str(tmp)], "joining parts into", output, written=tmp)
+        run_or_fail(["-y", "-nostdin", "-loglevel", "error", *source, *sound, "-c:v", "copy",
+                     "-movflags", "+faststart", str(tmp)], "joining parts into", output, written=tmp)
         os.replace(tmp, output)
     finally:
         tmp.unlink(missing_ok=True)
@@ -330,50 +265,9 @@ def concat(parts: list[Path], output: Path, audio: Soundtrack | None = None) -> 
             os.unlink(listing)
 
 
-def _run(cmd: list[str], what: str, path: Path, written: Path | None = None) -> None:
-    r = subprocess.run(cmd, capture_output=True, text=True, start_new_session=True)
-    if r.returncode != 0:
-        raise _ffmpeg_failure(what, path, r.stderr, written)
-
-
-def probe(path: Path) -> tuple[int, float]:
-    """(frame count, duration in seconds) as ffmpeg decodes the file."""
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.count_frames_and_secs(str(path))
-
-
-def read_frames(path: Path) -> list[np.ndarray]:
-    """Decode a video into RGB uint8 frames (tests and previews only: holds them all)."""
-    import imageio_ffmpeg
-
-    gen = imageio_ffmpeg.read_frames(str(path))
-    meta = next(gen)
-    w, h = meta["size"]
-    return [np.frombuffer(b, np.uint8).reshape(h, w, 3) for b in gen]
-
-
-def middle_frame(path: Path) -> np.ndarray:
-    """The frame in the middle of a video (RGB uint8), or a one-line error."""
-    import imageio_ffmpeg
-
-    try:
-        gen = imageio_ffmpeg.read_frames(str(path))
-        seconds = next(gen)["duration"]  # from the header: no need to decode the whole video
-        gen.close()
-        gen = imageio_ffmpeg.read_frames(str(path), input_params=["-ss", f"{seconds / 2:.3f}"])
-        meta = next(gen)
-        w, h = meta["size"]
-        frame = np.frombuffer(next(gen), np.uint8).reshape(h, w, 3)
-        gen.close()
-        return frame
-    except (OSError, RuntimeError, StopIteration) as e:
-        raise UserError(f"cannot read a frame of {path} ({type(e).__name__})", "check the video plays") from None
-
-
 def gif_preview(video: Path, gif: Path, seconds: float = 6.0, width: int = 320, fps: int = 12) -> None:
     """A short looping GIF with its own palette (the default web palette bands badly)."""
     vf = (f"fps={fps},scale={width}:-2:flags=lanczos,split[a][b];"
           "[a]palettegen=stats_mode=diff[p];[b][p]paletteuse=dither=sierra2_4a")
-    _run([ffmpeg_exe(), "-y", "-loglevel", "error", "-t", str(seconds), "-i", str(video), "-vf", vf,
-          "-loop", "0", str(gif)], "writing", gif)
+    run_or_fail(["-y", "-loglevel", "error", "-t", str(seconds), "-i", str(video), "-vf", vf, "-loop", "0", str(gif)],
+                "writing", gif)

@@ -11,217 +11,33 @@ video comes out identical, decoded frame for frame, to one that never stopped.""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
-import json
-import shutil
-import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .dream import Dreamer
-from .errors import UserError, write_error
-from .frames import LoopSettings, VideoState, LoopState, start_frame, video_frames
-from .images import check_min_size, fit, load_image, save_image
-from .models import Network, load_network, resolve_device
-from .paths import check_render_paths, file_digest
-from .progress import Progress
-from .audio import CACHE as AUDIO_CACHE
-from .audio import Features
-from .audio import features as audio_features
-from .audio import save as save_features
-from .audio import seconds as audio_seconds
-from .clip import MP4_AUDIO, Clip, read
-from .footage import Coherence, FootageSettings, FootageState, footage_frames
-from .measure import Smoothness
-from .objectives import INPUT
-from .presets import Preset, check_objective_files
-from .schedule import Schedule
-from .settings import RenderOptions, check
-from .state import CHECKPOINT, PENDING, RenderState, StateLock, Video, load_checkpoint, save_checkpoint, state_dir
-from .video import (Encoder, PartWriter, Soundtrack, check_ffmpeg, concat, gif_preview, load_pending, pending_files,
-                    pending_intact, sync_files)
-
-__all__ = ["FootageJob", "RenderJob", "RenderResult", "render", "render_footage", "state_dir", "CHECKPOINT"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class RenderJob(RenderOptions):
-    """One render: what to show (the preset), where, and how. Keywords only."""
-
-    preset: Preset
-    output: Path
-    input: str | Path | None = None  # start photo
-    audio: str | Path | None = None  # soundtrack: expressions read its features, the MP4 carries it
-    device: str = "auto"
-    weights: str | Path | None = None
-    frames_dir: Path | None = None  # also keep every frame as a PNG here
-    gif: Path | None = None  # also write a short GIF preview
-    resume: bool = False
-    overwrite: bool = False
-    draft: bool = False  # the preset is a draft (Preset.drafted): said in the output line
-    stop_after: int | None = None  # stop (as if interrupted) after this many frames; for tests
-    on_frame: Callable[[int], None] | None = None  # called with n after frame n is dreamed and kept
-    source: str = "zoomdream.render()"  # where the options came from, for messages
-
-    def check(self) -> None:
-        """Every path and option, before any work: one line for anything that would fail later."""
-        check(RenderOptions, "checkpoint_every", self.checkpoint_every, self.source)
-        check_render_paths(self.output, self.photo, None, self.weights, self.frames_dir, self.gif,
-                           self.overwrite or self.resume)
-        for seg in self.preset.segments:
-            check_objective_files(seg.objective, self.photo is not None)
-        out, sdir = Path(self.output), state_dir(Path(self.output))
-        if sdir.exists() and not sdir.is_dir():
-            raise UserError(f"{sdir} is in the way: a render keeps its state in a folder of that name",
-                            "move it away or choose another -o path")
-        if sdir.is_dir():
-            StateLock(sdir, out).release()  # in use: refused before "unfinished render"
-        if self.resume:
-            if not (sdir / CHECKPOINT).is_file():
-                raise UserError(f"nothing to resume for {out} (no {sdir.name}/{CHECKPOINT})",
-                                "run without --resume to start a new render")
-        elif not self.overwrite:
-            if sdir.exists():
-                raise UserError(f"an unfinished render of {out} is there",
-                                "add --resume to continue it or --overwrite to restart")
-            if out.exists():
-                raise UserError(f"output {out} already exists", "add --overwrite or choose another -o path")
-
-    @property
-    def photo(self) -> str | Path | None:
-        """The photo frame 0 starts from and objectives name as INPUT."""
-        return self.input
-
-    def decisive(self) -> dict:
-        """What decides the frames beside the preset and the files it reads (settings_hash)."""
-        return {}
-
-    def soundtrack(self, frames: int) -> Soundtrack | None:
-        """The audio of the first `frames` frames of the video, if it has any: cut to them and
-        encoded as AAC."""
-        return None if self.audio is None else Soundtrack(Path(self.audio), 0.0, frames / self.preset.fps)
-
-    def analysed(self, log: Callable[[str], None], sound: Path | None = None,
-                 start: float = 0.0) -> tuple[Features | None, Schedule]:
-        """The soundtrack's features (`sound` from `start`, default --audio; from the state folder
-        when resuming) and the schedule with every expression checked at every frame: all before
-        the network loads."""
-        sound = sound or (None if self.audio is None else Path(self.audio))
-        feats = None
-        if sound is not None and not self.preset.reads_audio:
-            audio_seconds(sound)  # a damaged or silent soundtrack fails here all the same
-        elif sound is not None:
-            sdir = state_dir(Path(self.output))
-            t0 = time.perf_counter()
-            feats = audio_features(sound, self.preset.fps, self.preset.frames, sdir if self.resume else None, start)
-            if time.perf_counter() - t0 > 1:
-                log(f"analysed {sound.name}: {len(feats.beats)} beats, about {feats.tempo:.0f} BPM "
-                    f"({time.perf_counter() - t0:.1f} s)")
-        return feats, self.preset.check_expressions(None if feats is None else feats.per_frame)
-
-
-@dataclass(kw_only=True)
-class RenderResult:
-    output: Path
-    frames: int  # frames in the output file
-    total: int  # frames the finished video will have
-    seconds: float
-    interrupted: bool = False
-    frames_rendered: int = 0  # dreamed by this run (a resumed render counts from where it resumed)
-    signal: str | None = None  # what stopped it early: SIGINT, SIGTERM, …
-    fps: float = 24.0
-    width: int = 0
-    height: int = 0
-    stability: float | None = None  # a zoom's mean |d[n+1] - move(d[n])| in 0–255 units
-    smoothness: Smoothness | None = None  # a zoom's E1, E8 and persistence P
-    coherence: Coherence | None = None  # footage's warping error, and its source's
-    draft: bool = False
-
-    @property
-    def seconds_per_frame(self) -> float:
-        return self.seconds / max(self.frames_rendered, 1)
-
-
-def settings_hash(job: RenderJob, network: Network) -> str:
-    """What decides the video: resume refuses when any of it changed, the contents of the files
-    it reads (photo, guide images, weights) included."""
-    preset = dataclasses.asdict(job.preset)
-    for key in ("source", "name", "description"):
-        preset.pop(key, None)
-    h = hashlib.sha256(json.dumps([preset, job.decisive()], sort_keys=True, default=str).encode())
-    files = [job.input, job.audio]
-    files += [path for seg in job.preset.segments for path, _ in seg.objective.files if path != INPUT]
-    for f in [*files, network.source.path]:
-        if f is not None:
-            h.update(file_digest(Path(f)))
-    h.update(f"{network.source.kind}|{network.device.type}|{torch.__version__}".encode())
-    return h.hexdigest()[:16]
-
-
-@dataclass(frozen=True, kw_only=True)
-class FootageJob(RenderJob):
-    """Dreaming a video file (`input`, probed as `clip`): the preset says what to dream and
-    how, the clip sets the length, frame rate and, with the preset's size as the box it is
-    fitted into, the frame size."""
-
-    clip: Clip
-    flow: str = "dis"
-    blend: float = 0.8
-
-    @property
-    def photo(self) -> None:
-        return None
-
-    def check(self) -> None:
-        out = Path(self.output)
-        if out.exists() and out.resolve() == Path(self.clip.path).resolve():
-            raise UserError(f"the output {out} is the input video", "write the dream to another file")
-        for seg in self.preset.segments:
-            if any(path == INPUT for path, _ in seg.objective.files):
-                raise UserError(f"a video's objective cannot name {INPUT} (the footage changes every frame)",
-                                f"name an image file in place of {INPUT}")
-        super().check()
-
-    def decisive(self) -> dict:
-        c = self.clip
-        return {"flow": self.flow, "blend": self.blend, "start": c.start, "end": c.end, "frames": c.frames}
-
-    def analysed(self, log: Callable[[str], None], sound: Path | None = None,
-                 start: float = 0.0) -> tuple[Features | None, Schedule]:
-        """Expressions that read audio follow the clip's own sound, from where the clip starts."""
-        if self.preset.reads_audio and self.clip.audio is not None:
-            return super().analysed(log, self.clip.path, self.clip.start)
-        return super().analysed(log)
-
-    def soundtrack(self, frames: int) -> Soundtrack | None:
-        c = self.clip
-        if c.audio is None:
-            return None
-        whole = frames == c.frames and not c.trimmed  # copied as it is; a part of it is cut and encoded
-        return Soundtrack(c.path, c.start, None if whole else frames / c.fps, copy=whole and c.audio in MP4_AUDIO)
-
-
-def footage_preset(preset: Preset, clip: Clip, size: str | None = None, source: str = "zoomdream.dream_video()",
-                   ) -> Preset:
-    """The preset fitted to a clip: its length and frame rate, and its size (`size`, or the
-    clip's shape inside the preset's size)."""
-    if preset.loop:
-        raise UserError(f"preset '{preset.name}' makes a loop, and a dreamed video follows its footage",
-                        "use a preset without loop = true (e.g. footage)")
-    if preset.cadence > 1:
-        raise UserError(f"preset '{preset.name}' has cadence {preset.cadence}; a dreamed video dreams every frame",
-                        "use a preset without cadence (e.g. footage)")
-    width, height = clip.fitted(preset.width, preset.height) if size is None else (None, None)
-    return preset.with_overrides(source=source, fps=clip.fps, frames=clip.frames, size=size, width=width,
-                                 height=height)
+from ..base.errors import UserError, write_error
+from ..base.progress import Progress
+from ..engine.dream import Dreamer
+from ..engine.images import check_min_size, fit, load_image, save_image
+from ..engine.models import load_network, resolve_device
+from ..loops.footage import FootageSettings, FootageState, footage_frames
+from ..loops.zoom import LoopSettings, LoopState, VideoState, start_frame, video_frames
+from ..media.audio import CACHE as AUDIO_CACHE
+from ..media.audio import save as save_features
+from ..media.clip import read
+from ..media.ffmpeg import check_ffmpeg
+from ..media.writer import (Encoder, PartWriter, concat, gif_preview, load_pending, pending_files, pending_intact,
+                            sync_files)
+from ..timeline.presets import Preset
+from .jobs import FootageJob, RenderJob, RenderResult, settings_hash
+from .signals import Stop, with_salvage
+from .state import (CHECKPOINT, PENDING, RenderState, StateLock, Video, clear, load_checkpoint, remove,
+                    save_checkpoint, state_dir)
 
 
 def render_footage(job: FootageJob, log: Callable[[str], None] | None = None) -> RenderResult:
@@ -284,7 +100,7 @@ def run(job: RenderJob, dreamer: Dreamer, fresh: Callable[[], Video], kind: type
             if state.every != job.checkpoint_every:
                 log(f"keeping the interrupted render's {state.every} frames per checkpoint (the parts' boundaries)")
         else:
-            _clear(sdir)
+            clear(sdir)
             if keep is not None:
                 keep(sdir)
             state = RenderState(fresh(), job.checkpoint_every)
@@ -300,8 +116,6 @@ def prepare(preset: Preset, input: str | Path | None, device: str, weights: str 
     objective bound (a bad guide image fails before any frame). `start=False`: a resume, which
     starts from its checkpoint instead."""
     dev = resolve_device(device)
-    for seg in preset.segments:
-        check_objective_files(seg.objective, input is not None)
     if start and input is None and preset.start == "photo":
         raise UserError(f"preset '{preset.name}' starts from a photo", "give an INPUT image")
     picture = read_photo(input)
@@ -325,13 +139,6 @@ def first_input(preset: Preset, photo: np.ndarray | None, device: torch.device) 
     """Frame 0's input: the photo fitted to the frame, or the preset's noise or colour."""
     img = None if photo is None else fit(photo, preset.width, preset.height)
     return start_frame(preset.width, preset.height, preset.start, preset.seed, device, img)
-
-
-def _clear(sdir: Path) -> None:
-    """--overwrite: drop what an earlier render left (the lock stays: it is ours)."""
-    for f in sdir.iterdir():
-        if f.name != StateLock.NAME:
-            shutil.rmtree(f) if f.is_dir() and not f.is_symlink() else f.unlink()
 
 
 def _resumed(sdir: Path, digest: str, device: torch.device, log: Callable[[str], None], out: Path,
@@ -377,7 +184,7 @@ def _run(job: RenderJob, state: RenderState, digest: str, frames: Iterator[tuple
     writer = PartWriter(lambda pos: Encoder(sdir / part_name(pos, every), preset.width, preset.height, preset.fps,
                                             preset.crf, x264), sdir / PENDING, depth)
     t0 = time.perf_counter()
-    with _Stop() as stop:
+    with Stop() as stop:
         try:
             with stop.soft():
                 for pos, frame in enumerate(load_pending(sdir / PENDING, state.complete, state.pending),
@@ -475,9 +282,9 @@ def _finish(job: RenderJob, state: RenderState, writer: PartWriter, digest: str,
     if error is not None:
         where = (f"the {shown} finished frames are in {out}" if joined
                  else f"the finished frames are kept in {sdir}" if files or state.shown else "no frame was finished")
-        raise _with_salvage(error, where, log)
+        raise with_salvage(error, where, log)
     if finished:
-        shutil.rmtree(sdir, ignore_errors=True)
+        remove([sdir])
         if job.gif is not None:
             gif_preview(out, Path(job.gif))
     return result
@@ -494,58 +301,3 @@ def _checkpoint_after_writer_failure(state: RenderState, payload: dict, sdir: Pa
         save_checkpoint(payload, sdir / CHECKPOINT)
     except (OSError, UserError):
         pass
-
-
-class _Stop:
-    """SIGINT/SIGTERM ask the loop to stop after the frame in progress; a second Ctrl-C stops
-    at once (the unfinished frame is dropped, the finished ones are still saved). Once the
-    loop has stopped, further signals are ignored until the video is joined."""
-
-    def __init__(self) -> None:
-        self.requested: str | None = None
-        self.hard = True  # whether a second signal drops the frame in progress
-        self._old: dict[int, object] = {}
-
-    def __enter__(self) -> _Stop:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: the caller handles signals
-                pass
-        # Past a file-size limit the kernel kills the writer with SIGXFSZ. Ignored (which the
-        # ffmpeg children inherit), the write fails with EFBIG instead and is reported like a
-        # full disk, with the finished frames kept.
-        if hasattr(signal, "SIGXFSZ"):
-            try:
-                self._old[signal.SIGXFSZ] = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-            except ValueError:
-                pass
-        return self
-
-    @contextlib.contextmanager
-    def soft(self) -> Iterator[None]:
-        """While inside, a second signal only asks again (it does not interrupt)."""
-        self.hard = False
-        try:
-            yield
-        finally:
-            self.hard = True
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested and self.hard:
-            raise KeyboardInterrupt
-        self.requested = self.requested or signal.Signals(signum).name
-
-    def __exit__(self, *exc) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)  # type: ignore[arg-type]
-
-
-def _with_salvage(error: BaseException, where: str, log: Callable[[str], None]) -> BaseException:
-    """The error, telling also where the finished frames are, still on one line."""
-    if isinstance(error, UserError):
-        return UserError(f"{error.problem}; {where}", error.fix)
-    if isinstance(error, FloatingPointError):
-        return FloatingPointError(f"{error}; {where}")
-    log(f"zoomdream: stopped by an error; {where}")
-    return error

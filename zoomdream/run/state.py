@@ -16,13 +16,15 @@ import fcntl
 import hashlib
 import io
 import os
+import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import torch
 
-from .errors import UserError, write_error
+from ..base.errors import UserError, write_error
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_VERSION = 6
@@ -32,6 +34,21 @@ PENDING = "pending"
 
 def state_dir(output: Path) -> Path:
     return output.with_name(output.name + ".zoomdream")
+
+
+def remove(paths: Iterable[Path]) -> None:
+    """Delete files and folders (what is not there is no error)."""
+    for p in paths:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def clear(sdir: Path) -> None:
+    """--overwrite: drop what an earlier render left in its state folder (the lock stays: it
+    is ours)."""
+    remove(f for f in sdir.iterdir() if f.name != StateLock.NAME)
 
 
 class StateLock:
@@ -59,8 +76,8 @@ class StateLock:
 
 
 class Video(Protocol):
-    """What a render carries from frame to frame: a zoom's (frames.VideoState) or footage's
-    (footage.FootageState). It knows the next frame to make, how to save itself in a
+    """What a render carries from frame to frame: a zoom's (loops/zoom.VideoState) or footage's
+    (loops/footage.FootageState). It knows the next frame to make, how to save itself in a
     checkpoint, and the figures the render reports."""
 
     @property

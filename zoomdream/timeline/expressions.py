@@ -6,7 +6,8 @@ evaluated once for every frame of the video at the same time, with each variable
 the frames. Every value is therefore known, and checked, before frame 0.
 
 Variables: `t` (seconds), `n` (frame), `fps`, and with a soundtrack (`render --audio`) the
-features of audio.py, each 0..1: `beat`, `onset`, `rms`, `bass`, `mid`, `treble`."""
+features that media/audio.py declares and computes, each 0..1: `beat`, `onset`, `rms`, `bass`,
+`mid`, `treble`."""
 
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ import operator as op
 from collections.abc import Mapping
 
 import numpy as np
+from simpleeval import SimpleEval
 
-from .errors import UserError, closest
+from ..base.errors import UserError, closest
+from ..media.audio import AUDIO_VARIABLES
 
 TIME_VARIABLES = ("t", "n", "fps")
-AUDIO_VARIABLES = ("beat", "onset", "rms", "bass", "mid", "treble")
 VARIABLES = (*TIME_VARIABLES, *AUDIO_VARIABLES)
 
 
@@ -37,9 +39,16 @@ FUNCTIONS = {
     "round": np.round, "min": np.minimum, "max": np.maximum, "clip": np.clip, "where": np.where, "sign": np.sign,
     "smoothstep": _smoothstep, "mod": np.mod, "hypot": np.hypot,
 }  # fmt: skip
-# How many arguments each takes: numpy would read one more as the array to write into.
-ARITY = {**{f: 1 for f in FUNCTIONS}, **{f: 2 for f in ("atan2", "min", "max", "mod", "hypot")},
-         **{f: 3 for f in ("clip", "where")}}
+# How many arguments a function that is not a numpy ufunc takes (a ufunc says so itself).
+_ARGUMENTS = {"round": 1, "clip": 3, "where": 3, "smoothstep": 1}
+
+
+def arity(name: str) -> int:
+    """How many arguments FUNCTIONS[name] takes: numpy would read one more as the array to
+    write into, so an expression must give exactly these."""
+    return getattr(FUNCTIONS[name], "nin", None) or _ARGUMENTS[name]
+
+
 CONSTANTS = {"pi": math.pi, "e": math.e, "tau": math.tau}
 
 _OPERATORS = {
@@ -83,8 +92,6 @@ class Expr:
 
     def values(self, env: Mapping[str, np.ndarray], frames: int) -> np.ndarray:
         """Its value at every frame (float64, length `frames`)."""
-        from simpleeval import SimpleEval
-
         # Read-only views: no expression can write into the variables another one reads.
         names = {**CONSTANTS, **{k: _read_only(v) for k, v in env.items()}}
         ev = SimpleEval(operators=_OPERATORS, functions=FUNCTIONS, names=names)
@@ -125,7 +132,7 @@ def parse(text: str, where: str) -> Expr:
             if node.func.id not in FUNCTIONS:
                 raise UserError(f"{where}: unknown function {node.func.id}() in {text!r}",
                                 closest(node.func.id, FUNCTIONS))
-            n = ARITY[node.func.id]
+            n = arity(node.func.id)
             if len(node.args) != n or node.keywords:
                 args = {"clip": "x, low, high", "where": "condition, a, b", "atan2": "y, x"}.get(node.func.id)
                 raise UserError(f"{where}: {node.func.id}() takes {n} argument{'s' if n > 1 else ''} in {text!r}",

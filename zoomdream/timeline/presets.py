@@ -1,7 +1,7 @@
 """Presets: TOML files that script a zoom video as segments over time.
 
-Every key is a setting declared once (here for the video, in settings.py for the dream and
-the camera), and everything is validated before frame 0: each error names the file, the key
+Every key is a setting declared once (here for the video, in base/settings.py for the dream
+and the camera), and everything is validated before frame 0: each error names the file, the key
 path (e.g. `segments[2].zoom`) and what to write instead. The same checks serve command-line
 flags and API keywords (`with_overrides`)."""
 
@@ -15,24 +15,23 @@ from typing import Any
 
 import numpy as np
 
-from .errors import UserError, closest
+from ..base.errors import UserError, closest
+from ..base.paths import input_file, names_a_file, read_bytes
+from ..base.settings import (COMMAND_LINE, MAX_FRAMES, START, VIDEO_MIN_SIDE, Choice, Custom, Kind, Range, check,
+                             declared, error, keyframeable, parse_size, path_of, precision_setting, seed_setting,
+                             setting, show)
+from ..engine.catalog import BACKBONES, DEFAULT_MODEL, net_info
+from ..engine.objectives import DEFAULT_OBJECTIVE, INPUT, Objective, parse_objective
 from .expressions import Expr, frame_variables
 from .expressions import parse as parse_expression
-from .objectives import DEFAULT_OBJECTIVE, INPUT, Objective, parse_objective
-from .paths import input_file, names_a_file, read_bytes
 from .schedule import EASES, Param, Schedule, Segment
-from .settings import (COMMAND_LINE, DEFAULT_MODEL, MAX_FRAMES, START, VIDEO_MIN_SIDE, Choice, Custom, Kind, Range, check,
-                       declared, error, keyframeable, parse_size, path_of, precision_setting, seed_setting, setting,
-                       show)
 
 # Shipped presets: inside the package when installed from a wheel, the repo's presets/ otherwise.
-_HERE = Path(__file__).resolve().parent
-PRESET_DIR = next((d for d in (_HERE / "presets", _HERE.parent / "presets") if d.is_dir()), _HERE / "presets")
+_PACKAGE = Path(__file__).resolve().parents[1]
+PRESET_DIR = next((d for d in (_PACKAGE / "presets", _PACKAGE.parent / "presets") if d.is_dir()), _PACKAGE / "presets")
 
 
 def _model(v: Any, path: str, source: str) -> str:
-    from .models import BACKBONES  # torchvision loads only when a model is named
-
     if not isinstance(v, str) or v not in BACKBONES:
         raise error(source, path, f"unknown model {show(v)}", closest(show(v).strip("'"), BACKBONES))
     return v
@@ -106,8 +105,6 @@ class Preset:
             if not out.reads_audio:
                 out.check_expressions()
         if objective is not None:
-            from .models import net_info
-
             path = path_of("objective", source)
             obj = _objective(objective, path, source)
             try:
@@ -132,6 +129,11 @@ class Preset:
         shortest = min(b - a for a, b in zip(bounds, bounds[1:])) if self.segments else DRAFT_CADENCE
         cadence = max(self.cadence, min(DRAFT_CADENCE, max(shortest, 1)))
         return replace(self, width=w, height=h, segments=segments, cadence=cadence)
+
+    def check_files(self, has_input: bool) -> None:
+        """Every image the objectives name is a readable file, and INPUT has a photo."""
+        for seg in self.segments:
+            check_objective_files(seg.objective, has_input)
 
     @property
     def tail(self) -> int:
@@ -163,17 +165,6 @@ def _top_level(data: dict[str, Any], source: str, base: Preset) -> dict[str, Any
         frames = Range(int, 1, MAX_FRAMES).check(data["frames"], path_of("frames", source), source)
         kw["seconds"] = frames / kw.get("fps", base.fps)
     return kw
-
-
-def check_overrides(source: str = COMMAND_LINE, **kw: Any) -> None:
-    """Check each flag or keyword on its own, before a preset (and torch) is loaded; what
-    depends on the preset (the length in frames) is checked by `with_overrides`."""
-    given = {k: v for k, v in kw.items() if v is not None}
-    if "objective" in given:
-        _objective(given.pop("objective"), path_of("objective", source), source)
-    for k in [k for k in given if k in keyframeable()]:
-        _number(given.pop(k), path_of(k, source), keyframeable()[k].metadata["check"], source)
-    _top_level(given, source, Preset())
 
 
 def _check_length(preset: Preset, path: str, source: str) -> None:
@@ -308,8 +299,6 @@ def _keyframes(value: list, path: str, r: Range, length: float, source: str) -> 
 
 def check_names(preset: Preset) -> None:
     """Every layer, channel, class and guide image the preset names exists (no weights needed)."""
-    from .models import net_info  # describing layers needs torch; parsing a preset does not
-
     info = net_info(preset.model)
     for i, seg in enumerate(preset.segments):
         try:

@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from .errors import UserError
+from ..base.errors import UserError
+from ..base.settings import BY_OBJECTIVE, FRAME_DREAM, DreamSettings, Motion, declared, keyframeable
+from ..engine.objectives import Objective
 from .expressions import Expr
-from .objectives import Objective
-from .settings import BY_OBJECTIVE, FRAME_DREAM, DreamSettings, Motion, declared, keyframeable
 
 EASES = ("linear", "smooth")
 
