@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: setup demo test bench bench-gpu gpu-wheels examples clean
+.PHONY: setup demo test docs bench bench-gpu gpu-wheels examples clean
 
 setup: $(VENV)/.installed
 
@@ -25,8 +25,14 @@ DEMO_ARGS ?=
 demo: setup
 	$(VENV)/bin/zoomdream render -o $(DEMO_OUT).mp4 --overwrite --gif $(DEMO_OUT).gif $(DEMO_ARGS)
 
+# The import contracts (pyproject.toml), then the suite, which also builds the docs site strictly.
 test: setup
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q
+
+# The documentation site (docs/*.md, mkdocs.yml) into site/.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 bench: setup
 	$(PY) bench/bench.py
@@ -46,4 +52,4 @@ examples: setup
 	$(PY) scripts/make_examples.py
 
 clean:
-	rm -rf $(VENV) demo.mp4 demo.gif *.zoomdream
+	rm -rf $(VENV) site demo.mp4 demo.gif *.zoomdream
