@@ -121,3 +121,36 @@ def test_code_shape_keeps_one_place_per_thing():
             if isinstance(node, ast.ImportFrom) and node.level:
                 private += [f"{f.name}: {a.name}" for a in node.names if a.name.startswith("_")]
     assert not long and not private, (long, private)
+
+
+def test_a_new_objective_kind_is_one_class(monkeypatch):
+    """Registering a kind is all it takes: the parser reads it, its image path may hold '+',
+    and it prints back as written."""
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from zoomdream.engine.objectives import KINDS, _ImageAtLayer, parse_objective
+
+    @dataclass(frozen=True)
+    class Mask(_ImageAtLayer):
+        kind: ClassVar[str] = "mask"
+        prefix: ClassVar[str] = "mask:"
+        syntax: ClassVar[str] = "mask:IMAGE@LAYER"
+        example: ClassVar[str] = "mask:m.png@features.4"
+        what: ClassVar[str] = "mask image"
+
+    monkeypatch.setitem(KINDS, "mask", Mask)
+    obj = parse_objective("mask:a+b.png@features.4 + 0.5*features.13")
+    assert [type(t).__name__ for t in obj.terms] == ["Mask", "Layer"]
+    assert str(obj) == "mask:a+b.png@features.4 + 0.5*features.13"
+
+
+def test_every_expression_function_takes_the_arguments_it_says():
+    from zoomdream.timeline.expressions import FUNCTIONS, arity, parse
+
+    env = {"t": np.linspace(0.1, 0.9, 5), "n": np.arange(5.0), "fps": np.full(5, 24.0)}
+    for name in FUNCTIONS:
+        args = ", ".join(["t"] * arity(name))
+        assert parse(f"{name}({args})", "test").values(env, 5).shape == (5,), name
+        with pytest.raises(UserError, match="takes"):
+            parse(f"{name}({args}, t)", "test")

@@ -50,6 +50,21 @@ class JobSpec:
         return Path(self.output).with_suffix(".log")
 
 
+class Registry:
+    """Which job runs in which worker process, kept by a Ray actor: how a user, or a test, finds
+    a job's worker. It lives in this torch-free module so that the actor starts in a blink: one
+    that imported torch first took longer to start (over 3 s) than a short job takes to run."""
+
+    def __init__(self) -> None:
+        self.pids: dict[str, int] = {}
+
+    def started(self, name: str, pid: int) -> None:
+        self.pids[name] = pid
+
+    def running(self) -> dict[str, int]:
+        return dict(self.pids)
+
+
 @dataclass
 class Outcome:
     name: str

@@ -22,7 +22,7 @@ import torch
 
 from ..base.errors import UserError
 from ..base.progress import Progress
-from .batch import RENDER_KEYS, JobSpec, Outcome, check_jobs
+from .batch import RENDER_KEYS, JobSpec, Outcome, Registry, check_jobs
 from .jobs import RenderJob
 from .render import render
 from .state import CHECKPOINT, remove, state_dir
@@ -160,7 +160,7 @@ def _on_ray(ray: Any, specs: list[JobSpec], overwrite: bool, finished: Callable[
     """One Ray task per job: a GPU each where the cluster has them, a CPU otherwise. A task
     whose worker or node dies is run again by Ray (max_retries), and resumes."""
     gpus = ray.cluster_resources().get("GPU", 0) > 0
-    registry = ray.remote(num_cpus=0)(_Registry).remote()
+    registry = ray.remote(num_cpus=0)(Registry).remote()
     task = ray.remote(_ray_job).options(num_gpus=1 if gpus else 0, num_cpus=1, max_retries=3,
                                         retry_exceptions=False)
     pending = {task.remote(s, overwrite, registry): s for s in specs}
@@ -189,20 +189,6 @@ def _ray_job(spec: JobSpec, overwrite: bool, registry: Any) -> dict:
     registry.started.remote(spec.name, os.getpid())
     cpus = int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)) or 1
     return asdict(run_one(spec, overwrite, threads=cpus))
-
-
-class _Registry:
-    """Which job runs in which worker process (a Ray actor): how a user, or a test, finds a
-    job's worker."""
-
-    def __init__(self) -> None:
-        self.pids: dict[str, int] = {}
-
-    def started(self, name: str, pid: int) -> None:
-        self.pids[name] = pid
-
-    def running(self) -> dict[str, int]:
-        return dict(self.pids)
 
 
 def connect(address: str) -> Any:
