@@ -4,6 +4,7 @@ module cycles, no class past 150 lines, a short README, and a docs site that bui
 
 import importlib.util
 import inspect
+import json
 import os
 import shutil
 import subprocess
@@ -48,7 +49,7 @@ def test_an_upward_import_breaks_the_contract(tmp_path):
     assert "zoomdream.engine.images -> zoomdream.api" in r.stdout, r.stdout
 
 
-@pytest.mark.parametrize("args", [
+BAD = [
     ["render", "-o", "v.mp4", "--size", "33x32"],
     ["render", "-o", "v.mp4", "--objective", "features.99"],
     ["render", "-o", "v.mp4", "--preset", "nope"],
@@ -56,13 +57,22 @@ def test_an_upward_import_breaks_the_contract(tmp_path):
     ["video", "missing.mp4", "-o", "v.mp4"],
     ["dream", "missing.png", "-o", "o.png"],
     ["sweep", "-o", "tries", "--vary", "zom=1,2"],
-])  # fmt: skip
-def test_a_bad_value_is_refused_before_torch_is_imported(tmp_path, args):
-    code = ("import sys\nfrom zoomdream.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
-            "    print(e.code, 'torch' in sys.modules)\n")
-    r = subprocess.run([sys.executable, "-c", code, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert r.stdout.split() == ["2", "False"], (r.stdout, r.stderr)
-    assert r.stderr.startswith("zoomdream: error:") and len(r.stderr.strip().splitlines()) == 1, r.stderr
+]
+
+
+def test_a_bad_value_is_refused_before_torch_is_imported(tmp_path):
+    """Each bad command line in one process, one after another: exit 2, one line, and torch
+    still not imported after all of them."""
+    code = ("import contextlib, io, json, sys\nfrom zoomdream.cli import main\nfor args in json.loads(sys.argv[1]):\n"
+            "    err = io.StringIO()\n    with contextlib.redirect_stderr(err):\n        try:\n            main(args)\n"
+            "        except SystemExit as e:\n            print(json.dumps([e.code, err.getvalue()]))\n"
+            "print('torch' in sys.modules)\n")
+    r = subprocess.run([sys.executable, "-c", code, json.dumps(BAD)], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=120)
+    *results, torch_loaded = r.stdout.splitlines()
+    assert torch_loaded == "False" and len(results) == len(BAD), (r.stdout, r.stderr)
+    for args, (status, err) in zip(BAD, map(json.loads, results)):
+        assert status == 2 and err.startswith("zoomdream: error:") and len(err.strip().splitlines()) == 1, (args, err)
 
 
 def test_the_api_names_every_render_option():
