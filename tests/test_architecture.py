@@ -11,8 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import zoomdream
 from conftest import ROOT
 from zoomdream.base.settings import RenderOptions, declared

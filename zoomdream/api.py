@@ -34,7 +34,7 @@ from .engine.objectives import DEFAULT_OBJECTIVE, parse_objective
 from .loops.zoom import LoopState, VideoState, video_frames
 from .media.audio import features
 from .run.batch import Outcome, read_jobs, sweep_jobs
-from .run.jobs import FootageJob, RenderJob, RenderResult, timed_to
+from .run.jobs import FootageJob, RenderJob, RenderResult, lasts_as_audio
 from .run.render import loop_settings, prepare, render_footage
 from .run.render import render as render_job
 from .run.runners import run_batch
@@ -123,8 +123,11 @@ def frames(
     keys: seconds, frames, fps, size (or width and height), seed, loop, …; `audio`: a
     soundtrack for the preset's expressions to follow (its length is the video's unless
     seconds or frames are given)."""
-    p = timed_to(load_preset(preset).with_overrides(source=source, **overrides), audio, overrides, source)
-    feats = None if audio is None else features(audio, p.fps, p.frames)
+    p = load_preset(preset).with_overrides(source=source, **overrides)
+    whole = lasts_as_audio(audio, overrides)  # then the analysis says how long: the track is decoded once
+    feats = None if audio is None else features(audio, p.fps, None if whole else p.frames)
+    if feats is not None and whole:
+        p = p.with_overrides(source=source, frames=feats.frames)
     schedule = p.check_expressions(None if feats is None else feats.per_frame)
     p.check_files(input is not None)
     dreamer, start = prepare(p, input, check(RenderOptions, "device", device, source), weights)

@@ -2,8 +2,9 @@
 and their ranges come from the settings' declarations (base/settings.py, timeline/presets.py),
 and every flag defaults to "not given", so the declaration's default is the only one. Paths
 and values are checked before torch is imported: everything imported here at the top is
-torch-free, and each command imports the API only once its arguments are checked. Every user error ends as one line on stderr and exit
-status 2; internal errors exit 1 with a short line; `--debug` shows the traceback."""
+torch-free, and each command imports the API only once its arguments are checked. Every user
+error ends as one line on stderr and exit status 2; internal errors exit 1 with a short line;
+`--debug` shows the traceback."""
 
 from __future__ import annotations
 
@@ -76,6 +77,7 @@ PRESET_FLAGS = (Preset, ("seconds", "fps", "seed", "model", "precision", "crf", 
                 "the preset's")
 RENDER_FLAGS = (RenderOptions, tuple(declared(RenderOptions)), None)
 NETWORK_FLAGS = (RenderOptions, ("device", "weights"), None)
+ATLAS_FLAGS = (RenderOptions, ("device", "weights", "progress"), None)
 
 
 def _popped(settings: dict[str, Any], cls: type, names: tuple[str, ...] | None = None) -> dict[str, Any]:
@@ -97,8 +99,8 @@ def dream(
 ) -> None:
     """Dream a single image."""
     # Everything that can be checked without torch is checked first, in a blink.
-    net_opts = _popped(settings, RenderOptions, NETWORK_FLAGS[1])
-    check_dream_paths(image, output, net_opts["weights"], overwrite)
+    run = build(RenderOptions, _popped(settings, RenderOptions, NETWORK_FLAGS[1]), COMMAND_LINE)
+    check_dream_paths(image, output, run.weights, overwrite)
     still = _popped(settings, StillOptions)
     build(DreamSettings, settings, COMMAND_LINE)
     if objective is not None:
@@ -106,7 +108,7 @@ def dream(
 
     from . import api
 
-    net = api.network(model, net_opts["weights"], net_opts["device"] or "auto", COMMAND_LINE)
+    net = api.network(model, run.weights, run.device, COMMAND_LINE)
     stats = api.DreamStats()
     out = api.dream(image, objective, net, output=output, stats=stats, source=COMMAND_LINE, **still, **settings)
     h, w = out.shape[:2]
@@ -207,8 +209,7 @@ def video(
 
 
 @app.command()
-@with_settings((AtlasOptions, tuple(declared(AtlasOptions)), None),
-               (RenderOptions, ("device", "weights", "progress"), None))
+@with_settings((AtlasOptions, tuple(declared(AtlasOptions)), None), ATLAS_FLAGS)
 def atlas(
     image: Path = typer.Argument(..., help="Photo to dream on."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the atlas (.png)."),
@@ -217,7 +218,7 @@ def atlas(
     **options: Any,
 ) -> None:
     """One labelled grid of the photo dreamed at every layer: pick an objective at a glance."""
-    run = build(RenderOptions, _popped(options, RenderOptions, ("device", "weights", "progress")), COMMAND_LINE)
+    run = build(RenderOptions, _popped(options, RenderOptions, ATLAS_FLAGS[1]), COMMAND_LINE)
     check_dream_paths(image, output, run.weights, overwrite)
     build(AtlasOptions, options, COMMAND_LINE)
 

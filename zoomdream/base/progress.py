@@ -8,10 +8,6 @@ import sys
 import time
 from collections.abc import Callable
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.progress import Progress as Bar
-
 
 class Progress:
     """Progress with an ETA: a live bar on a terminal; in a log (stderr redirected, nohup, CI)
@@ -28,6 +24,11 @@ class Progress:
         self.t0 = self.last = time.perf_counter()
         self.bar = None
         if sys.stderr.isatty() if tty is None else tty:
+            # rich loads only for a bar (71 ms): a render into a log, a child job or a test needs none.
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import Progress as Bar
+
             self.bar = Bar(TextColumn("[bold]dreaming"), BarColumn(), MofNCompleteColumn(),
                            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
                            TimeRemainingColumn(), console=Console(stderr=True), transient=False)

@@ -402,7 +402,8 @@ class RenderOptions:
     overwrite: bool = setting(False, Kind(bool), "Replace the output (and any unfinished render of it)")
     checkpoint_every: int = setting(24, Range(int, 1, MAX_FRAMES), "Frames between checkpoints (and MP4 parts)")
     # A live bar on a terminal; in a log (stderr redirected, nohup, CI) a plain line every 10 s.
-    progress: bool = setting(True, Kind(bool), "Show progress with an ETA (-q: none)", flag=("--progress/--quiet", " /-q"))
+    progress: bool = setting(True, Kind(bool), "Show progress with an ETA (-q: none)",
+                             flag=("--progress/--quiet", " /-q"))
 
 
 FLOWS = ("dis", "farneback", "off")

@@ -60,7 +60,8 @@ BACKBONES: dict[str, Backbone] = {
         Backbone("vgg19", **_VGG_HEAD),
         Backbone("resnet50", trunk=("conv1", "bn1", "relu", "maxpool", "layer1.*", "layer2.*", "layer3.*", "layer4.*"),
                  head=("fc",), pool="avgpool", weights=("IMAGENET1K_V1", "IMAGENET1K_V2")),
-        Backbone("mobilenet_v2", trunk=("features.*",), head=("classifier",), weights=("IMAGENET1K_V1", "IMAGENET1K_V2")),
+        Backbone("mobilenet_v2", trunk=("features.*",), head=("classifier",),
+                 weights=("IMAGENET1K_V1", "IMAGENET1K_V2")),
     ]
 }
 

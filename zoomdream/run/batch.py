@@ -22,7 +22,7 @@ from typing import Any
 
 from ..base.errors import UserError, closest
 from ..base.paths import check_render_paths, input_file, names_a_file, output_file, read_bytes
-from ..base.settings import SEED, RenderOptions, check, declared, keyframeable, show
+from ..base.settings import SEED, RenderOptions, checked, declared, keyframeable, show
 from ..timeline.presets import Preset, load_preset
 
 # What a job sets beside the preset's own keys (those are checked by Preset.with_overrides),
@@ -48,6 +48,16 @@ class JobSpec:
     @property
     def log(self) -> Path:
         return Path(self.output).with_suffix(".log")
+
+    @property
+    def preset_keys(self) -> dict[str, Any]:
+        """Its overrides that are preset keys or segment numbers."""
+        return {k: v for k, v in self.overrides.items() if k not in RENDER_KEYS}
+
+    @property
+    def render_options(self) -> dict[str, Any]:
+        """Its overrides that are render options (RenderOptions fields)."""
+        return {k: v for k, v in self.overrides.items() if k in RENDER_KEYS}
 
 
 class Registry:
@@ -225,11 +235,8 @@ def check_jobs(specs: list[JobSpec]) -> None:
             check_render_paths(s.output, s.input, s.preset, None, None, None, True)
             if s.audio is not None:
                 input_file(s.audio, "audio file", "check the audio path")
-            given = {k: v for k, v in s.overrides.items() if k not in RENDER_KEYS}
-            for k in RENDER_KEYS:
-                if k in s.overrides:
-                    check(RenderOptions, k, s.overrides[k], s.where)
-            preset = load_preset(s.preset).with_overrides(source=s.where, **given)
+            checked(RenderOptions, s.render_options, s.where)
+            preset = load_preset(s.preset).with_overrides(source=s.where, **s.preset_keys)
             preset.check_files(s.input is not None)
             if preset.start == "photo" and s.input is None:
                 raise UserError(f"preset '{preset.name}' starts from a photo", "give the job an input")

@@ -33,9 +33,15 @@ from ..timeline.schedule import Schedule
 from .state import CHECKPOINT, StateLock, state_dir
 
 
+def lasts_as_audio(audio: str | Path | None, given: Mapping[str, Any]) -> bool:
+    """Whether a video lasts as long as its soundtrack: it has one, and `given` (the request's
+    preset keys) sets neither seconds nor frames."""
+    return audio is not None and given.get("seconds") is None and given.get("frames") is None
+
+
 def timed_to(preset: Preset, audio: str | Path | None, given: Mapping[str, Any], source: str) -> Preset:
     """The preset lasting as long as the soundtrack, unless `given` sets seconds or frames."""
-    if audio is None or given.get("seconds") is not None or given.get("frames") is not None:
+    if not lasts_as_audio(audio, given):
         return preset
     return preset.with_overrides(source=source, seconds=audio_seconds(audio))
 

@@ -22,7 +22,7 @@ import torch
 
 from ..base.errors import UserError
 from ..base.progress import Progress
-from .batch import RENDER_KEYS, JobSpec, Outcome, Registry, check_jobs
+from .batch import JobSpec, Outcome, Registry, check_jobs
 from .jobs import RenderJob
 from .render import render
 from .state import CHECKPOINT, remove, state_dir
@@ -39,9 +39,8 @@ def run_one(spec: JobSpec, overwrite: bool = False, threads: int | None = None) 
     resume = (sdir / CHECKPOINT).is_file() and not overwrite
     if threads:
         torch.set_num_threads(threads)
-    overrides = {k: v for k, v in spec.overrides.items() if k not in RENDER_KEYS}
     options = {"device": spec.device, "resume": resume, "overwrite": not resume, "progress": False,
-               **{k: v for k, v in spec.overrides.items() if k in RENDER_KEYS}}
+               **spec.render_options}
     with open(spec.log, "a", encoding="utf-8") as log:
 
         def write(msg: str) -> None:
@@ -52,7 +51,7 @@ def run_one(spec: JobSpec, overwrite: bool = False, threads: int | None = None) 
         t0 = time.perf_counter()
         try:
             job = RenderJob.from_request(out, spec.preset, spec.input, audio=spec.audio, source=spec.where,
-                                         options=options, **overrides)
+                                         options=options, **spec.preset_keys)
             res = render(job, write)
         except UserError as e:
             write(f"error: {e}")

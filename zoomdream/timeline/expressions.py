@@ -17,7 +17,6 @@ import operator as op
 from collections.abc import Mapping
 
 import numpy as np
-from simpleeval import SimpleEval
 
 from ..base.errors import UserError, closest
 from ..media.audio import AUDIO_VARIABLES
@@ -92,6 +91,8 @@ class Expr:
 
     def values(self, env: Mapping[str, np.ndarray], frames: int) -> np.ndarray:
         """Its value at every frame (float64, length `frames`)."""
+        from simpleeval import SimpleEval  # only presets with expressions pay its import (8 ms)
+
         # Read-only views: no expression can write into the variables another one reads.
         names = {**CONSTANTS, **{k: _read_only(v) for k, v in env.items()}}
         ev = SimpleEval(operators=_OPERATORS, functions=FUNCTIONS, names=names)
