@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: setup demo test docs bench bench-gpu gpu-wheels examples clean
+.PHONY: setup browser demo test docs bench bench-gpu gpu-wheels examples clean
 
 setup: $(VENV)/.installed
 
@@ -24,6 +24,11 @@ DEMO_OUT  ?= demo
 DEMO_ARGS ?=
 demo: setup
 	$(VENV)/bin/zoomdream render -o $(DEMO_OUT).mp4 --overwrite --gif $(DEMO_OUT).gif $(DEMO_ARGS)
+
+# Debian's chromium and chromium-driver, which the live page's test drives (as root, once).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ apt-get update -q && apt-get install -y -q --no-install-recommends chromium chromium-driver; }
 
 # The import contracts (pyproject.toml), then the suite, which also builds the docs site strictly.
 test: setup

@@ -14,6 +14,7 @@ side by side, so they mean more than the absolute seconds.
     draft      the default preset rendered in full and with --draft
     video      `zoomdream video` at 512 px: s/frame, the optical flow's share, warping error
     audio      analysing a 3-minute soundtrack, in a fresh process and warm
+    live       `zoomdream live`: frames/s shown and control-to-frame latency (256² CPU, 720p GPU)
 
 Run `python bench/bench.py --help` for options (--only, --device, --quick)."""
 
@@ -664,9 +665,71 @@ def section_audio(device: torch.device, quick: bool) -> list[str]:
             f"| 120 BPM, 24 fps | {float(first):.1f} s | {warm:.2f} s | {beats} (of {secs * 2}) | {float(tempo):.0f} |"]
 
 
+def live_figures(page, trials: int, seconds: float) -> dict[str, float]:
+    """Frames shown per second over `seconds`, then `trials` zoom changes each timed from the
+    message sent to the arrival of the first frame that shows it (a random moment of the
+    dream each time: the page keeps receiving in between)."""
+    import random
+
+    rng = random.Random(0)
+    arrivals: list[tuple[int, float]] = []
+
+    def watch(until: float, stop_at: int | None = None) -> None:
+        while (left := until - time.perf_counter()) > 0:
+            try:
+                m = page.next(lambda m: m["type"] in ("frame", "set"), timeout=left)
+            except TimeoutError:
+                return
+            if m["type"] == "frame":
+                arrivals.append((m["n"], time.perf_counter()))
+                if stop_at is not None and m["n"] >= stop_at:
+                    return
+
+    t0 = time.perf_counter()
+    watch(t0 + seconds)
+    shown = [a for a in arrivals if a[1] >= t0 + 1]
+    rate = (len(shown) - 1) / (shown[-1][1] - shown[0][1])
+    latencies = []
+    for i in range(trials):
+        watch(time.perf_counter() + rng.uniform(0.2, 0.8))
+        sent = time.perf_counter()
+        page.send({"type": "set", "key": "zoom", "value": 1.5 if i % 2 == 0 else 1.25})
+        ack = page.next(lambda m: m["type"] in ("set", "error"), timeout=120)
+        assert ack["type"] == "set", ack
+        watch(time.perf_counter() + 120, stop_at=ack["frame"])
+        latencies.append(next(t for n, t in arrivals if n >= ack["frame"] and t >= sent) - sent)
+    lat = sorted(latencies)
+    return {"fps": rate, "median": statistics.median(lat), "p90": lat[int(0.9 * (len(lat) - 1))], "max": lat[-1]}
+
+
+def section_live(device: torch.device, quick: bool) -> list[str]:
+    """`zoomdream live` as a user runs it (its own process, a page's WebSocket): frames shown
+    per second and control-to-frame latency, at 256² on a CPU and 1280×720 on a GPU, with the
+    re-dreaming of a frame a change arrives for (the default) and without."""
+    made_up()
+    from livepage import LiveServer, Page
+
+    size = "256x256" if device.type == "cpu" else "1280x720"
+    rows = ["| size | cadence | re-dream on change | frames/s shown | s/frame | latency median | p90 | max |",
+            "|---|---|---|---|---|---|---|---|"]
+    cases = [(2 if device.type == "cpu" else 1, "1"), (1, "1"), (2 if device.type == "cpu" else 1, "0")]
+    for cadence, again in cases[:1] if quick else cases:
+        with tempfile.TemporaryDirectory() as d:
+            with LiveServer("--size", size, "--cadence", str(cadence), "--device", device.type, "--out", d, "--no-osc",
+                            cwd=Path(d), env={"ZOOMDREAM_LIVE_AGAIN": again}) as server:
+                page = Page(server.ws_url)
+                page.frame_at_least(24, timeout=600)  # past the warm-up dream of frame 0
+                f = live_figures(page, 6 if quick else 24, 4 if quick else 10)
+                page.close()
+        rows.append(f"| {size} | {cadence} | {'yes' if again == '1' else 'no'} | {f['fps']:.1f} | {1 / f['fps']:.3f} | "
+                    f"{f['median']:.2f} s | {f['p90']:.2f} s | {f['max']:.2f} s |")
+    return rows
+
+
 SECTIONS = {"overhead": None, "port": section_port, "overlap": section_overlap, "scaling": section_scaling,
             "precision": section_precision, "soak": section_soak, "smoothness": section_smoothness,
-            "cadence": section_cadence, "draft": section_draft, "video": section_video, "audio": section_audio}
+            "cadence": section_cadence, "draft": section_draft, "video": section_video, "audio": section_audio,
+            "live": section_live}
 
 
 def machine(device: torch.device) -> str:

@@ -124,6 +124,7 @@ def frames(
     soundtrack for the preset's expressions to follow (its length is the video's unless
     seconds or frames are given)."""
     p = load_preset(preset).with_overrides(source=source, **overrides)
+    input = p.photo_path if input is None else input
     whole = lasts_as_audio(audio, overrides)  # then the analysis says how long: the track is decoded once
     feats = None if audio is None else features(audio, p.fps, None if whole else p.frames)
     if feats is not None and whole:

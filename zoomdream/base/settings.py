@@ -463,3 +463,32 @@ class AtlasOptions:
 def keyframeable() -> dict[str, dataclasses.Field]:
     """The numbers a preset segment may set and keyframe: the dream's and the motion's."""
     return {**declared(DreamSettings), **declared(Motion)}
+
+
+LOOPBACK = "127.0.0.1"
+
+
+def _host(v: Any, path: str, source: str) -> str:
+    """An address to listen on: a name or an IPv4/IPv6 address (whether it can be bound is
+    found when the server starts)."""
+    if isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9.:\-]{1,253}", v.strip()):
+        return v.strip()
+    raise error(source, path, f"cannot read host {show(v)}", f"use {LOOPBACK} (this machine only) or 0.0.0.0")
+
+
+PORT = Range(int, 0, 65535)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LiveOptions:
+    """How `zoomdream live` serves its page and listens for OSC, beside the preset it starts."""
+
+    # Loopback unless told otherwise: anything else is reachable by the network and then needs
+    # the token printed with the URL.
+    host: str = setting(LOOPBACK, Custom(_host, str, "ADDRESS"), "Address to serve the page on (any other than "
+                        f"{LOOPBACK} requires the token printed with the URL)")
+    port: int = setting(8765, PORT, "TCP port of the page (0: any free port)")
+    osc_port: int = setting(9000, PORT, "UDP port for OSC messages on the same address (0: any free port)")
+    osc: bool = setting(True, Kind(bool), "Listen for OSC messages (/zoomdream/zoom 1.4, …)")
+    out: Path = setting(Path("."), PATH, "Folder for saved presets, uploads and renders (the only one written)")
+    open: bool = setting(False, Kind(bool), "Open the page in a browser")

@@ -37,23 +37,27 @@ def load_image(path: str | os.PathLike, what: str = "input image") -> np.ndarray
     """Decode a PNG, JPEG, WebP, TIFF, BMP or GIF (grey, 16-bit, alpha, CMYK, palette; the
     first frame of an animation) into float32 sRGB in [0, 1], upright."""
     p = input_file(path, what)
-    data = read_bytes(p, what)
+    return decode_image(read_bytes(p, what), f"{what} {p}")
+
+
+def decode_image(data: bytes, name: str = "image") -> np.ndarray:
+    """`load_image` of bytes already read (an upload); `name` names them in messages."""
     if not data:
-        raise UserError(f"{what} {p} is empty (0 bytes)", "give a real image file")
-    unreadable = UserError(f"{what} {p} is not a readable image (corrupt, truncated or not an image)",
+        raise UserError(f"{name} is empty (0 bytes)", "give a real image file")
+    unreadable = UserError(f"{name} is not a readable image (corrupt, truncated or not an image)",
                            "give a PNG, JPEG, WebP, TIFF, BMP or GIF file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as im:
                 if im.width * im.height > MAX_PIXELS:
-                    raise UserError(f"{what} {p} is too large ({im.width}×{im.height}, over "
+                    raise UserError(f"{name} is too large ({im.width}×{im.height}, over "
                                     f"{MAX_PIXELS // 1_000_000} megapixels)", "downscale it first")
                 im.seek(0)
                 im.load()
                 return _to_rgb_float(_to_srgb(ImageOps.exif_transpose(im)))
     except Image.DecompressionBombError:
-        raise UserError(f"{what} {p} is too large (over {MAX_PIXELS // 1_000_000} megapixels)",
+        raise UserError(f"{name} is too large (over {MAX_PIXELS // 1_000_000} megapixels)",
                         "downscale it first") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error):
         raise unreadable from None

@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -392,6 +392,11 @@ class Objective:
 
     def scaled(self, factor: float) -> Objective:
         return Objective(tuple(replace(t, weight=t.weight * factor) for t in self.terms))
+
+    def renamed(self, paths: Mapping[str, str]) -> Objective:
+        """The same objective with each image file in `paths` named by its new name."""
+        return Objective(tuple(replace(t, image=paths.get(t.image, t.image)) if t.names_image else t  # type: ignore[attr-defined]
+                               for t in self.terms))
 
     @property
     def layers(self) -> list[str]:

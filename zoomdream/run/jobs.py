@@ -68,6 +68,7 @@ class RenderJob(RenderOptions):
         soundtrack unless seconds or frames are given, drafted if asked; `options` are
         RenderOptions fields. `zoomdream.render` and a batch's job both start here."""
         p = timed_to(load_preset(preset).with_overrides(source=source, **overrides), audio, overrides, source)
+        input = p.photo_path if input is None else input
         return cls(preset=p.drafted() if draft else p, draft=draft, output=Path(output), input=input, audio=audio,
                    source=source, **checked(RenderOptions, options or {}, source))
 

@@ -7,6 +7,7 @@ flags and API keywords (`with_overrides`)."""
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -64,6 +65,9 @@ class Preset:
     cadence: int = setting(1, Range(int, 1, 64), "Dream every Nth frame; the frames between are the dreamed "
                                                  "ones moved to that instant and cross-faded")
     precision: str = precision_setting()
+    # A recording of `zoomdream live` keeps the image it started from beside it.
+    photo: str = setting("", Kind(str), "Start image when none is given (a relative path is read from the "
+                                         "preset's folder)")
     segments: tuple[Segment, ...] = ()
     source: str = "<built-in>"
 
@@ -75,6 +79,14 @@ class Preset:
         """What each frame does; `audio`: the soundtrack's features per frame (audio.py), which
         expressions may read."""
         return Schedule(self.segments, self.frames, frame_variables(self.frames, self.fps, audio))
+
+    @property
+    def photo_path(self) -> Path | None:
+        """The start image the preset names, if any (relative to the preset's own folder)."""
+        if not self.photo:
+            return None
+        p = Path(self.photo)
+        return p if p.is_absolute() or self.source.startswith("<") else Path(self.source).parent / p
 
     @property
     def reads_audio(self) -> bool:
@@ -321,6 +333,29 @@ def check_objective_files(objective: Objective, has_input: bool | None = None) -
 
 
 # ------------------------------------------------------------------ loading
+
+
+def preset_toml(data: Mapping[str, Any], comment: str = "") -> str:
+    """Preset keys as TOML text that `load_preset` reads back to the same values: top-level
+    keys, then each of data["segments"] as a [[segments]] table. Floats are written as repr
+    gives them, which reads back bit for bit."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v, ensure_ascii=False)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        raise TypeError(f"cannot write {type(v).__name__} as TOML")
+
+    lines = [f"# {line}" for line in comment.splitlines()]
+    lines += [f"{k} = {value(v)}" for k, v in data.items() if k != "segments"]
+    for seg in data.get("segments", ()):
+        lines += ["", "[[segments]]", *(f"{k} = {value(v)}" for k, v in seg.items())]
+    return "\n".join(lines) + "\n"
 
 
 def preset_paths() -> dict[str, Path]:
