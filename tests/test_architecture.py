@@ -55,6 +55,8 @@ BAD = [
     ["video", "missing.mp4", "-o", "v.mp4"],
     ["dream", "missing.png", "-o", "o.png"],
     ["sweep", "-o", "tries", "--vary", "zom=1,2"],
+    ["live", "--objective", "features.99"],
+    ["live", "--port", "99999"],
 ]
 
 

@@ -10,6 +10,7 @@ pyproject.toml checks this):
     loops/     the frame loops: a zoom, footage along its optical flow, smoothness
     run/       a render as a job: checkpoints, resume, signals; batches and sweeps
     api.py     the Python API          cli.py   the command line over it
+    live/      `zoomdream live`: the dream in a web page, steered by sliders and OSC
 
 engine/ and media/ stand side by side on base/ and do not import each other.
 
@@ -28,7 +29,7 @@ _EXPORTS = {
     "batch": "api", "DreamSettings": "base.settings", "Dreamer": "engine.dream", "DreamStats": "engine.dream",
     "UserError": "base.errors", "Network": "engine.models", "load_network": "engine.models",
     "Motion": "base.settings", "Objective": "engine.objectives", "parse_objective": "engine.objectives",
-    "Preset": "timeline.presets", "load_preset": "timeline.presets",
+    "Preset": "timeline.presets", "load_preset": "timeline.presets", "serve_live": "live",
 }  # fmt: skip
 __all__ = [*_EXPORTS, "__version__"]
 
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from .engine.dream import Dreamer, DreamStats
     from .engine.models import Network, load_network
     from .engine.objectives import Objective, parse_objective
+    from .live import serve_live
     from .timeline.presets import Preset, load_preset
 
 

@@ -27,11 +27,9 @@ except ImportError:  # pragma: no cover - older typer on click
 from .base.errors import UserError
 from .base.paths import check_dream_paths, check_render_paths, input_file, output_file, output_folder
 from .base.settings import (COMMAND_LINE, AtlasOptions, DreamSettings, FootageOptions, LiveOptions, Range,
-                            RenderOptions, StillOptions, build, declared, help_text, parse_size)
+                            RenderOptions, StillOptions, build, declared, help_text)
 from .engine.catalog import BACKBONES, DEFAULT_MODEL, LAYERS, LOGITS, get_backbone
 from .engine.objectives import DEFAULT_OBJECTIVE, KINDS, parse_objective
-from .live.net import listen, new_token
-from .live.osc import OscServer
 from .media import audio as soundtrack
 from .run.batch import JobSpec, read_jobs, sweep_jobs
 from .timeline.presets import Preset, check_objective_files, load_preset, preset_paths
@@ -248,26 +246,10 @@ def live(
 ) -> None:
     """Watch the dream grow in a web page and steer it (sliders, objective, OSC); record it, save
     it as a preset, render it at full size."""
-    options = build(LiveOptions, _popped(settings, LiveOptions), COMMAND_LINE)
-    run = build(RenderOptions, _popped(settings, RenderOptions, NETWORK_FLAGS[1]), COMMAND_LINE)
-    if photo is not None:
-        input_file(photo, "start image")
-    if run.weights is not None:
-        input_file(run.weights, "weights file", "check the --weights path")
-    live_size = None if size is None else parse_size(size, "--size", COMMAND_LINE)
-    out = output_folder(options.out, "--out")
-    p = load_preset(preset).with_overrides(COMMAND_LINE, objective=objective, **settings)
-    if photo is None and p.start == "photo":
-        raise UserError(f"preset '{p.name}' starts from a photo", "give a start image")
-    out.mkdir(parents=True, exist_ok=True)
-    token = new_token(options.host)
-    sock = listen(options.host, options.port)  # a port in use: one line before torch loads
-    osc = OscServer(options.host, options.osc_port, token) if options.osc else None
+    from .live import serve_live  # torch-free until every value is checked and the ports are bound
 
-    from .live.server import serve
-
-    serve(p, options, sock, osc, token, photo, live_size, run.device, run.weights,
-          cadence_given=settings.get("cadence") is not None)
+    given = {k: v for k, v in settings.items() if v is not None}
+    serve_live(photo, preset, size=size, objective=objective, source=COMMAND_LINE, **given)
 
 
 BATCH_HELP = {

@@ -76,7 +76,7 @@ class Shown:
 @dataclass
 class Take:
     journey: Journey
-    dreamer: Dreamer
+    dreamer: LiveDreamer
     state: LoopState
     start: torch.Tensor  # frame 0's input
     photo: str | None  # the start image's upload name
@@ -89,6 +89,14 @@ def frame_values(journey: Journey, n: int) -> dict:
     values = {k: v for k, v in journey.values(n).items() if k != OBJECTIVE}
     values.update({k: getattr(dream, k) for k in values if hasattr(dream, k)})
     return {**values, OBJECTIVE: str(spec.objective)}
+
+
+def png(shown: Shown | None) -> bytes:
+    """A frame shown, as a PNG (the page's snapshot)."""
+    if shown is None:
+        raise UserError("no frame yet", "wait for the first frame")
+    ok, data = cv2.imencode(".png", cv2.cvtColor(shown.image, cv2.COLOR_RGB2BGR))
+    return data.tobytes()
 
 
 def jpeg(image: np.ndarray, quality: int = 90) -> bytes:
@@ -141,13 +149,6 @@ class LiveDream:
             if take is not None:
                 take.dreamer.objectives.images[name] = image
 
-    def snapshot(self) -> bytes:
-        """The frame now shown, as a PNG."""
-        if self.last is None:
-            raise UserError("no frame yet", "wait for the first frame")
-        ok, png = cv2.imencode(".png", cv2.cvtColor(self.last.image, cv2.COLOR_RGB2BGR))
-        return png.tobytes()
-
     @property
     def current(self) -> Take | None:
         return self._next or self._take
@@ -195,9 +196,14 @@ class LiveDream:
                 self._restart(take)
 
     def _restart(self, take: Take) -> None:
+        """The take again from frame 0, with the values last in effect as its first ones."""
+        last = self.last.n if self.last is not None else 0
+        journey = Journey(take.journey.base, take.journey.values(last))
+        journey.preempt = take.journey.preempt
+        take.dreamer.journey = journey
         with self._wake:
             if self._next is None:
-                self._next = replace(take, state=LoopState(0, take.start))
+                self._next = replace(take, journey=journey, state=LoopState(0, take.start))
 
     def _dream(self, take: Take) -> None:
         """Run the loop from the take's state until a new take, a change of the loop's settings

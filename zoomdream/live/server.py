@@ -38,6 +38,7 @@ from ..base.errors import UserError
 from ..base.settings import LiveOptions
 from ..timeline.presets import Preset
 from .dreaming import Shown
+from .dreaming import png as frame_png
 from .osc import OscServer
 from .folder import MAX_UPLOAD
 from .session import PAGE, Session, dumps, handle, hello
@@ -144,7 +145,7 @@ def app(session_of: Callable[[], Session], hub: Hub, token: str | None) -> Guard
 
     async def snapshot(request: Request) -> Response:
         try:
-            png = await run_in_threadpool(session_of().dream.snapshot)
+            png = await run_in_threadpool(frame_png, session_of().dream.last)
         except UserError as e:
             return PlainTextResponse(str(e), status_code=409)
         last = session_of().dream.last
