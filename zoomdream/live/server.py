@@ -140,70 +140,77 @@ class Guard:
 # ------------------------------------------------------------------------------ the app
 
 
-def app(session_of: Callable[[], Session], hub: Hub, token: str | None) -> Guard:
-    """The ASGI app over the session `session_of()` gives (made before the server starts)."""
+# The endpoints find the session and the pages on the app's state (`app`).
 
-    async def snapshot(request: Request) -> Response:
-        try:
-            png = await run_in_threadpool(frame_png, session_of().dream.last)
-        except UserError as e:
-            return PlainTextResponse(str(e), status_code=409)
-        last = session_of().dream.last
-        name = f"zoomdream-frame-{last.n if last else 0:06d}.png"
-        return Response(png, media_type="image/png", headers={"content-disposition": f'attachment; filename="{name}"'})
 
-    async def upload(request: Request) -> Response:
-        size = request.headers.get("content-length")
-        too_big = JSONResponse({"type": "error", "field": "upload",
-                                "message": f"the upload is over {MAX_UPLOAD >> 20} MB: send a smaller image"},
-                               status_code=413)
-        if size is not None and (not size.isdigit() or int(size) > MAX_UPLOAD):
+async def snapshot(request: Request) -> Response:
+    last = request.app.state.session.dream.last
+    try:
+        png = await run_in_threadpool(frame_png, last)
+    except UserError as e:
+        return PlainTextResponse(str(e), status_code=409)
+    name = f"zoomdream-frame-{last.n:06d}.png"
+    return Response(png, media_type="image/png", headers={"content-disposition": f'attachment; filename="{name}"'})
+
+
+async def upload(request: Request) -> Response:
+    """An image as the request's body, refused unread past MAX_UPLOAD; ?start=1: dream from it."""
+    size = request.headers.get("content-length")
+    too_big = JSONResponse({"type": "error", "field": "upload",
+                            "message": f"the upload is over {MAX_UPLOAD >> 20} MB: send a smaller image"}, status_code=413)
+    if size is not None and (not size.isdigit() or int(size) > MAX_UPLOAD):
+        return too_big
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_UPLOAD:
             return too_big
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_UPLOAD:
-                return too_big
-        start = request.query_params.get("start") == "1"
-        try:
-            return JSONResponse(await run_in_threadpool(session_of().upload, bytes(body), start))
-        except UserError as e:
-            return JSONResponse({"type": "error", "field": "upload", "message": str(e)}, status_code=400)
+    start = request.query_params.get("start") == "1"
+    try:
+        return JSONResponse(await run_in_threadpool(request.app.state.session.upload, bytes(body), start))
+    except UserError as e:
+        return JSONResponse({"type": "error", "field": "upload", "message": str(e)}, status_code=400)
 
-    async def files(request: Request) -> Response:
-        path = session_of().folder.files.get(request.path_params["name"])
-        if path is None or not path.is_file():
-            return PlainTextResponse("no such file from this session", status_code=404)
-        return FileResponse(path, filename=path.name)
 
-    async def ws(websocket: WebSocket) -> None:
-        await websocket.accept()
-        session = session_of()
-        page = Page(websocket)
-        hub.pages.add(page)
-        page.messages.append(hello(session))
-        page.wake.set()
-        pump = asyncio.create_task(page.pump(lambda: session.base.fps))
-        try:
-            while True:
-                text = await websocket.receive_text()
-                try:
-                    msg = json.loads(text)
-                except ValueError:
-                    reply: dict | None = {"type": "error", "field": None,
-                                          "message": "page: a message that is not JSON was refused"}
-                else:
-                    reply = await run_in_threadpool(handle, session, msg, PAGE)
-                if reply is not None:
-                    page.messages.append(reply)
-                    page.wake.set()
-        except (WebSocketDisconnect, RuntimeError):
-            pass
-        finally:
-            hub.pages.discard(page)
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await pump
+async def files(request: Request) -> Response:
+    path = request.app.state.session.folder.files.get(request.path_params["name"])
+    if path is None or not path.is_file():
+        return PlainTextResponse("no such file from this session", status_code=404)
+    return FileResponse(path, filename=path.name)
+
+
+async def ws(websocket: WebSocket) -> None:
+    """One page: its messages in, through the session's checks; frames and replies out (Page)."""
+    await websocket.accept()
+    session, hub = websocket.app.state.session, websocket.app.state.hub
+    page = Page(websocket)
+    hub.pages.add(page)
+    page.messages.append(hello(session))
+    page.wake.set()
+    pump = asyncio.create_task(page.pump(lambda: session.base.fps))
+    try:
+        while True:
+            text = await websocket.receive_text()
+            try:
+                msg = json.loads(text)
+            except ValueError:
+                reply: dict | None = {"type": "error", "field": None, "message": "page: a message that is not JSON was refused"}
+            else:
+                reply = await run_in_threadpool(handle, session, msg, PAGE)
+            if reply is not None:
+                page.messages.append(reply)
+                page.wake.set()
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        hub.pages.discard(page)
+        pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await pump
+
+
+def app(session: Session, hub: Hub, token: str | None) -> Guard:
+    """The ASGI app over `session` (made before the server starts), behind the Guard."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette):
@@ -213,7 +220,9 @@ def app(session_of: Callable[[], Session], hub: Hub, token: str | None) -> Guard
     routes = [*(Route(f"/{path}", _static(name, kind)) for path, (name, kind) in STATIC.items()),
               Route("/snapshot.png", snapshot), Route("/upload", upload, methods=["POST"]),
               Route("/files/{name:str}", files), WebSocketRoute("/ws", ws)]
-    return Guard(Starlette(routes=routes, lifespan=lifespan), token)
+    web = Starlette(routes=routes, lifespan=lifespan)
+    web.state.session, web.state.hub = session, hub
+    return Guard(web, token)
 
 
 def _static(name: str, kind: str) -> Callable:
@@ -278,7 +287,7 @@ def serve(preset: Preset, options: LiveOptions, sock: socket.socket, osc: OscSer
     url = f"http://{shown_host}:{port}/" + (f"?token={token}" if token else "")
     if osc is not None:
         osc.start(from_osc, refuse)
-    config = uvicorn.Config(app(lambda: session, hub, token), log_level="warning", lifespan="on",
+    config = uvicorn.Config(app(session, hub, token), log_level="warning", lifespan="on",
                             ws_max_size=1 << 16, timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
     web = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="zoomdream-web", daemon=True)
