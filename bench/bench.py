@@ -15,6 +15,7 @@ side by side, so they mean more than the absolute seconds.
     video      `zoomdream video` at 512 px: s/frame, the optical flow's share, warping error
     audio      analysing a 3-minute soundtrack, in a fresh process and warm
     live       `zoomdream live`: frames/s shown and control-to-frame latency (256² CPU, 720p GPU)
+    look       the step's preconditioning modes: objective rise, fine-grain share, colour, P and E8
 
 Run `python bench/bench.py --help` for options (--only, --device, --quick)."""
 
@@ -665,6 +666,58 @@ def section_audio(device: torch.device, quick: bool) -> list[str]:
             f"| 120 BPM, 24 fps | {float(first):.1f} s | {warm:.2f} s | {beats} (of {secs * 2}) | {float(tempo):.0f} |"]
 
 
+def look_figures(dreamer: Dreamer, img: torch.Tensor, objective: str, settings: DreamSettings) -> dict[str, float]:
+    """One dream of `img`: the objective's rise per second of dreaming, the share of the added
+    detail's energy above half the Nyquist frequency, colourfulness and clipped pixels."""
+    from zoomdream.engine.dream import DreamStats
+    from zoomdream.engine.measure import clipped_share, colourfulness, high_frequency_share
+
+    obj = parse_objective(objective)
+    before = dreamer.evaluate(img, obj)
+    stats = DreamStats()
+    out = dreamer(img, obj, settings, torch.Generator().manual_seed(0), stats)
+    rise = dreamer.evaluate(out, obj) - before
+    return {"rise": rise / stats.seconds, "per_step": rise / stats.steps, "hf": high_frequency_share(out - img),
+            "colour": colourfulness(out), "clipped": clipped_share(out)}
+
+
+def section_look(device: torch.device, quick: bool) -> list[str]:
+    """Each preconditioning mode on four photos and the default preset's noise, at `zoomdream
+    dream`'s settings and at the default preset's: the objective's rise per second, the added
+    detail's share above half Nyquist, colourfulness (Hasler–Süsstrunk), clipped pixels; and
+    the default preset rendered (256², 72 frames): persistence P and E8. Means over the
+    inputs; rise per second as a ratio to `none`'s on the same input."""
+    from zoomdream.base.settings import PRECONDITIONS
+
+    clips = made_up()
+    size = 256 if quick else 512
+    inputs = {k: to_tensor(v, device) for k, v in clips.look_inputs(size).items()}
+    dreamer = Dreamer(load_network("mobilenet_v2", device=device))
+    frame = load_preset("default").schedule().at(1).dream
+    cases = {"dream defaults": DreamSettings(), "default preset": replace(frame, step_size=0.03)}
+    rows = ["| settings | mode | rise/s vs none | rise/step vs none | HF share | colourfulness | clipped | P | E8 |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for label, settings in cases.items():
+        figures: dict[str, dict[str, dict[str, float]]] = {m: {} for m in PRECONDITIONS}
+        for k, img in inputs.items():  # the modes alternate, so a slow spell hits them all
+            for m in PRECONDITIONS:
+                figures[m][k] = look_figures(dreamer, img, "features.13", replace(settings, precondition=m))
+        for m in PRECONDITIONS:
+            f = figures[m]
+            rise = statistics.mean(f[k]["rise"] / figures["none"][k]["rise"] for k in inputs)
+            per_step = statistics.mean(f[k]["per_step"] / figures["none"][k]["per_step"] for k in inputs)
+            mean = {q: statistics.mean(f[k][q] for k in inputs) for q in ("hf", "colour", "clipped")}
+            moved = ""
+            if label == "default preset":
+                preset = load_preset("default").with_overrides(size="256x256", frames=48 if quick else 72,
+                                                                precondition=m)
+                sm, _ = render_rate(preset, device)
+                moved = f" {sm.persistence:.2f} | {sm.E8:.1f} |"
+            rows.append(f"| {label} | {m} | {rise:.2f} | {per_step:.2f} | {mean['hf']:.3f} | {mean['colour']:.1f} | "
+                        f"{100 * mean['clipped']:.2f}% |" + (moved or " | |"))
+    return rows
+
+
 def live_figures(page, trials: int, seconds: float) -> dict[str, float]:
     """Frames shown per second over `seconds`, then `trials` zoom changes each timed from the
     message sent to the arrival of the first frame that shows it (a random moment of the
@@ -729,7 +782,7 @@ def section_live(device: torch.device, quick: bool) -> list[str]:
 SECTIONS = {"overhead": None, "port": section_port, "overlap": section_overlap, "scaling": section_scaling,
             "precision": section_precision, "soak": section_soak, "smoothness": section_smoothness,
             "cadence": section_cadence, "draft": section_draft, "video": section_video, "audio": section_audio,
-            "live": section_live}
+            "live": section_live, "look": section_look}
 
 
 def machine(device: torch.device) -> str:

@@ -92,3 +92,20 @@ def song(seconds: float, rate: int = 44100) -> np.ndarray:
     y += 0.05 * np.random.default_rng(0).standard_normal(len(t)) * (((t + 0.25) % 0.5) < 0.03)
     y += 0.01 * np.random.default_rng(1).standard_normal(len(t))
     return y.astype(np.float32)
+
+
+LOOK_PHOTOS = ("chelsea", "astronaut", "coffee", "rocket")
+
+
+def look_inputs(size: int) -> dict[str, np.ndarray]:
+    """Four of scikit-image's photos (H×W×3 float, long side `size`) and the default preset's
+    noise: what the preconditioning is judged on (bench, look; scripts/precondition_grid.py)."""
+    import torch
+    from skimage import data
+
+    from zoomdream.engine.images import resize_long_side, to_numpy
+    from zoomdream.loops.zoom import start_frame
+
+    out = {name: resize_long_side(getattr(data, name)().astype(np.float32) / 255, size) for name in LOOK_PHOTOS}
+    out["noise"] = to_numpy(start_frame(size, size, "noise", 0, torch.device("cpu")))
+    return out

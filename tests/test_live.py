@@ -22,7 +22,7 @@ from PIL import Image
 from conftest import run_cli, run_main
 from livepage import LiveServer, Page
 from zoomdream.base.errors import UserError
-from zoomdream.base.settings import keyframeable
+from zoomdream.base.settings import PRECONDITIONS, keyframeable, segment_choices
 from zoomdream.engine.objectives import parse_objective
 from zoomdream.live.controls import LOOP_KEYS, checked_objective, checked_value, controls
 from zoomdream.live.journey import NUMBERS, OBJECTIVE, Journey
@@ -39,8 +39,10 @@ def resolved(spec) -> dict:
                                                                  for f in fields(spec.motion)}}
 
 
-def close(a: float, b: float) -> bool:
+def close(a: float | str, b: float | str) -> bool:
     # A keyframe's value comes back through a + (b - a)·1: equal to within a few ulps.
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b  # a choice (precondition)
     return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12)
 
 
@@ -49,7 +51,8 @@ def close(a: float, b: float) -> bool:
 
 def test_every_declared_number_is_a_control():
     keys = [c["key"] for c in controls()]
-    assert set(keys) == set(keyframeable()) | set(LOOP_KEYS)
+    assert set(keys) == set(keyframeable()) | set(segment_choices()) | set(LOOP_KEYS)
+    assert next(c for c in controls() if c["key"] == "precondition")["choices"] == list(PRECONDITIONS)
     zoom = next(c for c in controls() if c["key"] == "zoom")
     assert (zoom["lo"], zoom["hi"], zoom["scale"]) == (0.01, 100.0, "log")
     assert "Scale factor per second" in zoom["help"]
@@ -113,9 +116,13 @@ def test_a_journey_saved_as_a_preset_gives_every_frame_its_values():
             j.set(OBJECTIVE, parse_objective("features.10" if n == 40 else "class:goldfish"))
         if n == 120:
             j.set("blur", 0.7)  # a prior the objective set until now
+        if n == 70:
+            j.set("precondition", "decorrelated")  # a choice: a segment of its own
     live = [(j.at(n), j.values(n)) for n in range(150)]
     data = j.preset_data(150, (512, 512))
-    assert [s["objective"] for s in data["segments"]] == ["features.13", "features.10", "class:goldfish"]
+    assert [s["objective"] for s in data["segments"]] == ["features.13", "features.10", "features.10",
+                                                          "class:goldfish"]
+    assert [s.get("precondition") for s in data["segments"]] == [None, None, "decorrelated", "decorrelated"]
     preset = parse_preset(__import__("tomllib").loads(preset_toml(data)), "recorded")
     schedule = preset.schedule()
     assert preset.frames == 150 and preset.cadence == 2
@@ -123,6 +130,7 @@ def test_a_journey_saved_as_a_preset_gives_every_frame_its_values():
         got = schedule.at(n)
         assert str(got.objective) == str(spec.objective)
         want, have = resolved(spec), resolved(got)
+        assert want["precondition"] == have["precondition"]
         assert all(close(want[k], have[k]) for k in want), (n, want, have)
     assert any(isinstance(data["segments"][0].get(k), list) for k in NUMBERS)  # keyframes, not constants
 

@@ -251,13 +251,17 @@ def atlas(
     device: str = "auto",
     weights: str | Path | None = None,
     progress: bool = False,
+    precondition: str | None = None,
     source: str = "zoomdream.atlas()",
     **options: Any,
 ) -> np.ndarray:
     """One labelled grid of `image` dreamed at every layer (H×W×3 uint8), written to `output`
     if given. `options` are AtlasOptions: size (of a cell), layers ("all" or "L1,L2"),
-    channels ("LAYER:N": also the N most excited channels of LAYER), seed."""
+    channels ("LAYER:N": also the N most excited channels of LAYER), seed; `precondition` shapes
+    every cell's steps (DreamSettings; None: each objective's default)."""
     opts = build(AtlasOptions, options, source)
+    if precondition is not None:
+        check(DreamSettings, "precondition", precondition, source)
     info = net_info(model.backbone.name if isinstance(model, Network) else model or DEFAULT_MODEL)
     layers = None if opts.layers == "all" else opts.layers.split(",")
     channels = None
@@ -271,7 +275,7 @@ def atlas(
         image = load_image(image)
         check_min_size(image, "input image")
     grid = make_atlas(network(model, weights, device, source), image, opts.size, layers, channels, opts.seed,
-                      progress)
+                      progress, precondition)
     if output is not None:
         save_image(output, grid)
     return grid

@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - older typer on click
 
 from .base.errors import UserError
 from .base.paths import check_dream_paths, check_render_paths, input_file, output_file, output_folder
-from .base.settings import (COMMAND_LINE, AtlasOptions, DreamSettings, FootageOptions, LiveOptions, Range,
+from .base.settings import (COMMAND_LINE, SHAPE, AtlasOptions, DreamSettings, FootageOptions, LiveOptions, Range,
                             RenderOptions, StillOptions, build, declared, help_text)
 from .engine.catalog import BACKBONES, DEFAULT_MODEL, LAYERS, LOGITS, get_backbone
 from .engine.objectives import DEFAULT_OBJECTIVE, KINDS, parse_objective
@@ -76,6 +76,8 @@ STILL_FLAGS = (StillOptions, tuple(declared(StillOptions)), None)
 PRESET_FLAGS = (Preset, ("seconds", "fps", "seed", "model", "precision", "crf", "loop", "cadence", "momentum"),
                 "the preset's")
 RENDER_FLAGS = (RenderOptions, tuple(declared(RenderOptions)), None)
+# The dream's choices and their numbers, for every segment of the preset.
+SHAPE_FLAGS = (DreamSettings, SHAPE, "the preset's")
 NETWORK_FLAGS = (RenderOptions, ("device", "weights"), None)
 ATLAS_FLAGS = (RenderOptions, ("device", "weights", "progress"), None)
 
@@ -121,7 +123,7 @@ def dream(
 
 
 @app.command()
-@with_settings(PRESET_FLAGS, RENDER_FLAGS)
+@with_settings(PRESET_FLAGS, SHAPE_FLAGS, RENDER_FLAGS)
 def render(
     input: Optional[Path] = typer.Argument(None, help="Start photo (optional; presets start from noise otherwise)."),
     output: Path = typer.Option(..., "-o", "--output", help="Video to write (.mp4)."),
@@ -184,7 +186,8 @@ FOOTAGE_PRESET_FLAGS = (Preset, ("seed", "model", "precision", "crf"), "the pres
 
 
 @app.command()
-@with_settings((FootageOptions, tuple(declared(FootageOptions)), None), FOOTAGE_PRESET_FLAGS, RENDER_FLAGS)
+@with_settings((FootageOptions, tuple(declared(FootageOptions)), None), FOOTAGE_PRESET_FLAGS, SHAPE_FLAGS,
+               RENDER_FLAGS)
 def video(
     input: Path = typer.Argument(..., help="Video to dream (MP4, MOV, WebM, GIF… anything ffmpeg decodes)."),
     output: Path = typer.Option(..., "-o", "--output", help="Video to write (.mp4), with the input's audio."),
@@ -209,7 +212,8 @@ def video(
 
 
 @app.command()
-@with_settings((AtlasOptions, tuple(declared(AtlasOptions)), None), ATLAS_FLAGS)
+@with_settings((AtlasOptions, tuple(declared(AtlasOptions)), None), (DreamSettings, ("precondition",), None),
+               ATLAS_FLAGS)
 def atlas(
     image: Path = typer.Argument(..., help="Photo to dream on."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the atlas (.png)."),
@@ -220,7 +224,8 @@ def atlas(
     """One labelled grid of the photo dreamed at every layer: pick an objective at a glance."""
     run = build(RenderOptions, _popped(options, RenderOptions, ATLAS_FLAGS[1]), COMMAND_LINE)
     check_dream_paths(image, output, run.weights, overwrite)
-    build(AtlasOptions, options, COMMAND_LINE)
+    options.update(_popped(options, DreamSettings, ("precondition",)))  # checked; api.atlas takes it
+    build(AtlasOptions, {k: v for k, v in options.items() if k != "precondition"}, COMMAND_LINE)
 
     from . import api
 
@@ -235,7 +240,7 @@ LIVE_PRESET_FLAGS = (Preset, ("seed", "model", "precision", "fps", "cadence", "m
 
 
 @app.command()
-@with_settings((LiveOptions, tuple(declared(LiveOptions)), None), LIVE_PRESET_FLAGS, NETWORK_FLAGS)
+@with_settings((LiveOptions, tuple(declared(LiveOptions)), None), LIVE_PRESET_FLAGS, SHAPE_FLAGS, NETWORK_FLAGS)
 def live(
     photo: Optional[Path] = typer.Argument(None, help="Start image (optional; the preset's start otherwise)."),
     preset: str = typer.Option("default", help="Preset to start from (see `zoomdream presets`) or a .toml file."),

@@ -7,7 +7,7 @@ labelled with the layer, its channels and its stride. The first cell is the imag
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -50,8 +50,11 @@ def cells(network: Network, image: torch.Tensor, layers: list[str] | None,
 
 
 def atlas(network: Network, photo: np.ndarray, size: int, layers: list[str] | None = None,
-          channels: tuple[str, int] | None = None, seed: int = 0, progress: bool = False) -> np.ndarray:
-    """The atlas of `photo` (H×W×3 float) as H×W×3 uint8; cells are `size` px on the long side."""
+          channels: tuple[str, int] | None = None, seed: int = 0, progress: bool = False,
+          precondition: str | None = None) -> np.ndarray:
+    """The atlas of `photo` (H×W×3 float) as H×W×3 uint8; cells are `size` px on the long side;
+    `precondition` shapes every cell's steps (None: each objective's default)."""
+    settings = replace(CELL_DREAM, precondition=precondition)
     img = to_tensor(resize_long_side(photo, size), network.device)
     todo = cells(network, img, layers, channels)
     dreamer = Dreamer(network)
@@ -60,7 +63,7 @@ def atlas(network: Network, photo: np.ndarray, size: int, layers: list[str] | No
     try:
         for i, cell in enumerate(todo):
             g = torch.Generator().manual_seed(seed)
-            out = dreamer(img, cell.objective, CELL_DREAM, g) if cell.objective else img
+            out = dreamer(img, cell.objective, settings, g) if cell.objective else img
             tiles.append(labelled(to_uint8(out), cell.label))
             if bar is not None:
                 bar.update(i + 1)

@@ -26,6 +26,7 @@ from .graphs import Graphs
 from .models import Network
 from .motion import warp
 from .objectives import Activations, Objective, aligned_key, parse_objective
+from .precondition import shaped
 from .priors import ascend, random_view
 from .tiling import AutoTile, Targets, tiled
 
@@ -180,6 +181,7 @@ class Dreamer:
         g, value = self.gradient(img_r, objective, tile, s.tile_overlap, targets, view)
         if j:
             g = torch.roll(g, shifts=(-dy, -dx), dims=(2, 3))
+        g = shaped(g, s.precondition, s.bands, s.band_scale)  # type: ignore[arg-type]
         # Normalising by the mean |gradient| makes step_size mean "pixels changed per step"
         # whatever the layer's activation scale, so one setting works for every objective.
         scale = s.step_size / (g.abs().mean() + 1e-8)

@@ -70,3 +70,33 @@ def class_score(network: Network, img: torch.Tensor, index: int, views: int = 16
             top1 += int(p.argmax()) == index
             prob += float(p[index])
     return ClassScore(top1 / views, prob / views)
+
+
+def high_frequency_share(added: torch.Tensor) -> float:
+    """The share of a change's energy (1×3×H×W: what a dream added) above half the Nyquist
+    frequency, 0.25 cycles per pixel: the fine grain that a zoom turns into a shimmering crust."""
+    h, w = added.shape[-2:]
+    x = added.double() - added.double().mean(dim=(-2, -1), keepdim=True)
+    power = torch.fft.rfft2(x).abs().pow(2).sum(dim=(0, 1))
+    fy = torch.fft.fftfreq(h, dtype=torch.float64).view(-1, 1)
+    fx = torch.fft.rfftfreq(w, dtype=torch.float64).view(1, -1)
+    weight = torch.full_like(fx, 2.0).expand(h, -1).clone()
+    weight[:, 0] = 1  # rfft2 holds each frequency but the first column once for two
+    if w % 2 == 0:
+        weight[:, -1] = 1
+    high = ((fx * fx + fy * fy).sqrt() > 0.25).double()
+    return float((power * weight * high).sum() / ((power * weight).sum() + 1e-30))
+
+
+def colourfulness(img: torch.Tensor) -> float:
+    """Hasler and Süsstrunk's colourfulness (2003) of a 1×3×H×W image in [0, 1], on 0–255
+    values: about 0 for grey, 30 'moderately', 60 'quite', over 100 'extremely' colourful."""
+    r, g, b = (img[0].double() * 255).unbind(0)
+    rg, yb = r - g, 0.5 * (r + g) - b
+    return float((rg.std() ** 2 + yb.std() ** 2).sqrt() + 0.3 * (rg.mean() ** 2 + yb.mean() ** 2).sqrt())
+
+
+def clipped_share(img: torch.Tensor) -> float:
+    """The share of pixels with a channel at 0 or 255 once rounded to bytes."""
+    q = (img.clamp(0, 1) * 255).round()
+    return float(((q == 0) | (q == 255)).any(dim=1).double().mean())

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..base.errors import UserError
-from ..base.settings import BY_OBJECTIVE, DreamSettings, Motion, Range, check, declared, error, help_text, show
+from ..base.settings import BY_OBJECTIVE, Choice, DreamSettings, Motion, Range, check, declared, error, help_text, show
 from ..engine.catalog import net_info
 from ..engine.objectives import INPUT, Objective, parse_objective
 from ..timeline.presets import Preset
@@ -42,14 +42,18 @@ def controls() -> list[dict[str, Any]]:
         fields = declared(cls)
         for key in keys:
             r = fields[key].metadata["check"]
-            assert isinstance(r, Range), key  # every live control is a number
-            out.append({"key": key, "group": group, "label": key.replace("_", " "), "int": r.kind is int,
-                        "lo": r.lo, "hi": r.hi, "open_lo": r.open_lo, "scale": scale(r),
-                        "help": help_text(cls, key), "by_objective": key in BY_OBJECTIVE})
+            common = {"key": key, "group": group, "label": key.replace("_", " "), "help": help_text(cls, key),
+                      "by_objective": key in BY_OBJECTIVE}
+            if isinstance(r, Choice):  # a menu
+                out.append({**common, "choices": list(r.choices)})
+                continue
+            assert isinstance(r, Range), key  # every other live control is a number
+            out.append({**common, "int": r.kind is int, "lo": r.lo, "hi": r.hi, "open_lo": r.open_lo,
+                        "scale": scale(r)})
     return out
 
 
-def checked_value(key: Any, value: Any, source: str) -> int | float:
+def checked_value(key: Any, value: Any, source: str) -> int | float | str:
     """A control's new value, checked as a preset's would be, or the one-line error."""
     if not isinstance(key, str) or key not in OWNER:
         raise UserError(f"{source}: unknown control {show(key)}", f"use one of {', '.join(OWNER)}")

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..base.settings import DEFAULTS, FRAME_DREAM, MAX_FRAMES, DreamSettings, Motion, declared, keyframeable
+from ..base.settings import (DEFAULTS, FRAME_DREAM, MAX_FRAMES, DreamSettings, Motion, declared, keyframeable,
+                             segment_choices)
 from ..engine.objectives import Objective
 from ..media.audio import AUDIO_VARIABLES
 from ..timeline.presets import Preset
@@ -28,6 +29,8 @@ _DREAM = tuple(declared(DreamSettings))
 _MOTION = tuple(declared(Motion))
 NUMBERS = tuple(keyframeable())
 OBJECTIVE = "objective"
+# What starts a segment of the saved preset when it changes: the objective and the dream's choices.
+SEGMENT_KEYS = (OBJECTIVE, *segment_choices())
 
 
 def first_frame(preset: Preset) -> FrameSpec:
@@ -108,7 +111,7 @@ class Journey:
             n = self.frontier + 1
             if self.preempt and key not in LOOP_KEYS and self._dreaming and self._preempted != self.floor:
                 n, self.stale, self._preempted = self.floor + 1, True, self.floor
-            if key == OBJECTIVE or key in LOOP_KEYS:
+            if key in SEGMENT_KEYS or key in LOOP_KEYS:
                 k = self._value("cadence", n)
                 n = -(-n // k) * k
             hist = self._history[key]
@@ -145,8 +148,9 @@ class Journey:
 
     def preset_data(self, end: int, size: tuple[int, int], paths: Mapping[str, str] | None = None,
                     photo: str | None = None) -> dict[str, Any]:
-        """Preset keys for frames 0…end-1 of the take, at `size`: each objective a segment,
-        each number a constant or keyframes where it changed, so that the preset's schedule
+        """Preset keys for frames 0…end-1 of the take, at `size`: each objective (or choice of
+        the dream's, precondition) a segment, each number a constant or keyframes where it
+        changed, so that the preset's schedule
         gives every frame the value it had here. `paths` renames image files in objectives;
         `photo` is the start image's file. The loop's settings are the preset's own: they keep
         their value at the end."""
@@ -154,7 +158,7 @@ class Journey:
             history = {k: list(v) for k, v in self._history.items()}
         base, fps = self.base, self.base.fps
         loop = {k: _at(history[k], end - 1) for k in LOOP_KEYS}
-        starts = [s for s, _ in history[OBJECTIVE] if s < end]
+        starts = sorted({s for key in SEGMENT_KEYS for s, _ in history[key] if s < end})
         cadence = loop["cadence"]
         end = max(end, starts[-1] + cadence)  # the last segment holds a dreamed frame of its own
         bounds = [*starts, end]
@@ -163,6 +167,7 @@ class Journey:
         for a, b in zip(bounds, bounds[1:]):
             objective: Objective = _at(history[OBJECTIVE], a)
             seg: dict[str, Any] = {"frames": [a, b], OBJECTIVE: str(objective.renamed(paths or {}))}
+            seg.update({k: v for k in SEGMENT_KEYS[1:] if (v := _at(history[k], a)) is not None})
             for key in NUMBERS:
                 numbers = _numbers(history[key], a, b, DEFAULTS[objective.defaults].get(key), fps)
                 if numbers is not None:

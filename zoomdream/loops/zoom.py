@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..base.settings import PRIORS, DreamSettings, hex_colour
+from ..base.settings import PRIORS, SHAPE, DreamSettings, hex_colour
 from ..engine.dream import Dreamer
 from ..engine.images import to_tensor, to_uint8
 from ..engine.motion import IDENTITY, affine_theta, camera_after, coverage, frame_work, resample
@@ -145,7 +145,7 @@ def dream_key(dreamer: Dreamer, schedule: Schedule, state: LoopState, loop: Loop
     spec = schedule.at(min(key, schedule.total - 1))
     settings = spec.dream
     if key == 0 and loop.warmup:
-        keep = ("tile", "tile_overlap", *PRIORS)  # a still's steps, the segment's priors
+        keep = ("tile", "tile_overlap", *PRIORS, *SHAPE)  # a still's steps, the segment's priors and step shape
         settings = replace(DreamSettings(), **{k: getattr(settings, k) for k in keep})
     s, x = state.frame, state.frame
     if key > 0 and (loop.momentum > 0 or loop.cadence > 1):

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..base.errors import UserError, closest
 from ..base.paths import check_render_paths, input_file, names_a_file, output_file, read_bytes
-from ..base.settings import SEED, RenderOptions, checked, declared, keyframeable, show
+from ..base.settings import SEED, RenderOptions, checked, declared, keyframeable, segment_choices, show
 from ..timeline.presets import Preset, load_preset
 
 # What a job sets beside the preset's own keys (those are checked by Preset.with_overrides),
@@ -198,7 +198,8 @@ def parse_vary(text: str) -> tuple[str, list[Any]]:
     key = key.strip().replace("-", "_")
     if not eq or not key or not rest.strip():
         raise UserError(f"--vary: cannot read {text!r}", "write KEY=VALUE,VALUE, e.g. --vary zoom=1.1,1.3")
-    allowed = sorted({*declared(Preset), *keyframeable(), "objective", "size"} - {"name", "description", "seed"})
+    allowed = sorted({*declared(Preset), *keyframeable(), *segment_choices(), "objective", "size"}
+                     - {"name", "description", "seed"})
     if key not in allowed:
         hint = "vary seeds with --seeds 0-7" if key == "seed" else closest(key, allowed)
         raise UserError(f"--vary: {key} cannot be varied", hint)

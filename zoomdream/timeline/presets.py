@@ -18,9 +18,9 @@ import numpy as np
 
 from ..base.errors import UserError, closest
 from ..base.paths import input_file, names_a_file, read_bytes
-from ..base.settings import (COMMAND_LINE, MAX_FRAMES, START, VIDEO_MIN_SIDE, Choice, Custom, Kind, Range, check,
-                             declared, error, keyframeable, parse_size, path_of, precision_setting, seed_setting,
-                             setting, show)
+from ..base.settings import (COMMAND_LINE, MAX_FRAMES, START, VIDEO_MIN_SIDE, Choice, Custom, DreamSettings, Kind,
+                             Range, check, declared, error, keyframeable, parse_size, path_of, precision_setting,
+                             seed_setting, segment_choices, setting, show)
 from ..engine.catalog import BACKBONES, DEFAULT_MODEL, net_info
 from ..engine.objectives import DEFAULT_OBJECTIVE, INPUT, Objective, parse_objective
 from .expressions import Expr, frame_variables
@@ -108,7 +108,11 @@ class Preset:
         given = {k: v for k, v in kw.items() if v is not None}
         objective = given.pop("objective", None)
         numbers = {k: given.pop(k) for k in list(given) if k in keyframeable()}
+        choices = {k: check(DreamSettings, k, given.pop(k), source) for k in list(given) if k in segment_choices()}
         out = replace(self, **_top_level(given, source, self))
+        if choices:  # a choice of the dream's (precondition): the same for every segment
+            out = replace(out, segments=tuple(replace(seg, choices=tuple(sorted({**dict(seg.choices), **choices}.items())))
+                                              for seg in out.segments))
         if numbers:  # a segment number (zoom, steps, …): the same for every segment
             params = {k: Param(((0.0, _number(v, path_of(k, source), keyframeable()[k].metadata["check"], source)),))
                       for k, v in numbers.items()}
@@ -158,7 +162,7 @@ DRAFT_CADENCE = 6  # with a quarter of the pixels and one octave: about 30× les
 # Keys that are not settings of their own: size → width/height, frames → seconds.
 EXTRA_KEYS = ("size", "width", "height", "frames")
 _TOP_KEYS = (*declared(Preset), *EXTRA_KEYS, "segments")
-_SEGMENT_KEYS = (*keyframeable(), "seconds", "frames", "objective", "blend", "ease")
+_SEGMENT_KEYS = (*keyframeable(), *segment_choices(), "seconds", "frames", "objective", "blend", "ease")
 
 
 def _top_level(data: dict[str, Any], source: str, base: Preset) -> dict[str, Any]:
@@ -275,7 +279,8 @@ def _parse_segment(seg: dict, where: str, span: tuple[float, float], length: flo
         else:
             keys = ((0.0, _number(value, path, r, source)),)
         params.append((key, Param(keys, how)))
-    return Segment(span, objective, tuple(params), blend)
+    choices = tuple((k, check(DreamSettings, k, seg[k], source, f"{where}.{k}")) for k in sorted(set(seg) & set(segment_choices())))
+    return Segment(span, objective, tuple(params), blend, choices)
 
 
 def _number(value: Any, path: str, r: Range, source: str) -> float | Expr:

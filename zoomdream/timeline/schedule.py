@@ -62,6 +62,7 @@ class Segment:
     objective: Objective
     params: tuple[tuple[str, Param], ...]
     blend: int = 0  # frames over which objective and numbers cross-fade from the previous segment
+    choices: tuple[tuple[str, str], ...] = ()  # the dream's settings that are a choice (precondition)
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class FrameSpec:
     motion: Motion
 
 
-_DREAM = declared(DreamSettings)
+_DREAM = {k: f for k, f in declared(DreamSettings).items() if k in keyframeable()}  # its numbers
 _RANGES = {k: f.metadata["check"] for k, f in keyframeable().items()}
 _MOTION = declared(Motion)
 # A segment's numbers start from the per-frame dream settings and a still camera.
@@ -163,7 +164,8 @@ class Schedule:
             if before != objective:
                 objective = before.scaled(1 - w) + objective.scaled(w)
         dream = {k: round(values[k]) if f.metadata["check"].kind is int else values[k] for k, f in _DREAM.items()}
-        given = dict(seg.params)
+        dream.update(seg.choices)
+        given = {**dict(seg.params), **dict(seg.choices)}
         for k in BY_OBJECTIVE:  # not set by the segment: the objective's own default (None)
             if k not in given and getattr(FRAME_DREAM, k) is None:
                 dream[k] = None

@@ -41,7 +41,8 @@ function toPos(spec, v) {
   return Math.round(Math.min(1, Math.max(0, p)) * STEPS);
 }
 
-const show = (v) => (v === null || v === undefined ? "auto" : Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(4))));
+const show = (v) => (v === null || v === undefined ? "auto" : typeof v === "string" || Number.isInteger(v) ? String(v)
+  : String(Number(v.toPrecision(4))));
 
 // ------------------------------------------------------------------ building the page
 
@@ -65,11 +66,18 @@ function build(hello) {
     label.textContent = spec.label;
     label.title = spec.help;
     label.htmlFor = `slider-${spec.key}`;
-    const slider = document.createElement("input");
-    slider.type = "range"; slider.min = 0; slider.max = STEPS; slider.id = `slider-${spec.key}`;
+    // A number is a slider and a box; a choice (precondition) is a menu in the slider's place.
+    const slider = document.createElement(spec.choices ? "select" : "input");
+    if (spec.choices) {
+      for (const choice of spec.choices) slider.append(new Option(choice, choice));
+    } else {
+      slider.type = "range"; slider.min = 0; slider.max = STEPS;
+    }
+    slider.id = `slider-${spec.key}`;
     slider.title = spec.help;
     const input = document.createElement("input");
     input.type = "text"; input.id = `input-${spec.key}`; input.title = spec.help;
+    if (spec.choices) input.hidden = true;
     const now = document.createElement("div");
     now.className = "effective"; now.id = `value-${spec.key}`;
     const error = document.createElement("div");
@@ -84,6 +92,7 @@ function build(hello) {
     let timer = null;
     slider.addEventListener("input", () => {
       c.pending = Infinity;
+      if (spec.choices) { send({ type: "set", key: spec.key, value: slider.value }); return; }
       const v = toValue(spec, Number(slider.value));
       input.value = show(v);
       clearTimeout(timer);
@@ -123,7 +132,7 @@ function build(hello) {
 
 function setShown(c, v) {
   if (v === null || v === undefined) return;
-  c.slider.value = toPos(c.spec, v);
+  c.slider.value = c.spec.choices ? v : toPos(c.spec, v);
   if (document.activeElement !== c.input) c.input.value = show(v);
 }
 
