@@ -8,7 +8,7 @@ side by side, so they mean more than the absolute seconds.
     overlap    render wall time ÷ (dream + move) time for the same frames (alternating, medians)
     scaling    seconds per frame (median after the first) and peak memory, 256 px to 4K
     precision  seconds per step and gradient agreement with fp32
-    soak       memory over a 2,000-frame render (RSS every 100 frames)
+    soak       10,000 frames at 96²: brightness, saturation, contrast, s/frame, RSS every 500
     smoothness persistence P = E8 / (8·E1) of every shipped preset, before and with momentum
     cadence    seconds per output frame and P at cadence 1 and 3 (alternating)
     draft      the default preset rendered in full and with --draft
@@ -431,37 +431,90 @@ def section_scaling(device: torch.device, quick: bool) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# soak: does memory stay flat over a long render?
+# soak: do 10,000 frames stay true (colour, speed, memory), and does the file hold them all?
+
+SOAK_EVERY = 500  # a row every 500 frames; the first row is the reference
+SOAK_WINDOW = 100  # colour figures: the mean over the 100 frames up to the row (one frame jumps with content)
 
 
-def soak_child(frames: int, size: int, device: str) -> None:
-    """A long render at a small size; the process's RSS is read every 100 frames."""
+def speed_probe(reps: int = 5) -> float:
+    """Seconds for a fixed piece of convolution work on this process's threads: the machine's
+    speed right now (a shared VM's changes by ±20% from minute to minute, measured)."""
+    x, w = torch.ones(1, 32, 96, 96), torch.full((32, 32, 3, 3), 0.01)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        F.conv2d(x, w, padding=1)
+    return (time.perf_counter() - t0) / reps
+
+
+def soak_child(frames: int, size: int, device: str, output: str) -> None:
+    """A long render of the default preset at a small size into `output`; the process's RSS at
+    each row, every frame's wall time (from the end of the last frame's bookkeeping to this
+    frame's end, so the probe is not counted) and, every 25 frames, the speed probe."""
     preset = load_preset("default").with_overrides(width=size, height=size, frames=frames)
-    samples: list[tuple[int, float]] = []
+    rss: dict[int, float] = {}
+    seconds: list[float] = []
+    probes: list[float] = []
+    last = [time.perf_counter()]
 
     def sample(n: int) -> None:
-        if (n + 1) % 100 == 0:
-            samples.append((n + 1, int(_status_field("self", "VmRSS") or 0) / 1024))
+        seconds.append(time.perf_counter() - last[0])
+        if (n + 1) % 25 == 0:
+            probes.append(speed_probe())
+        if (n + 1) % SOAK_EVERY == 0:
+            rss[n + 1] = int(_status_field("self", "VmRSS") or 0) / 1024
+        last[0] = time.perf_counter()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        render(RenderJob(preset=preset, output=Path(tmp) / "soak.mp4", device=device, progress=False,
-                         on_frame=sample), log=lambda m: None)
-        seconds = time.perf_counter() - t0
-    print(json.dumps({"samples": samples, "seconds": seconds}))
+    t0 = time.perf_counter()
+    render(RenderJob(preset=preset, output=Path(output), device=device, progress=False, overwrite=True,
+                     on_frame=sample), log=lambda m: None)
+    rows = {}
+    for f in rss:
+        frame_s = float(np.median(seconds[f - SOAK_EVERY:f]))
+        probe_s = float(np.median(probes[(f - SOAK_EVERY) // 25:f // 25]))
+        rows[f] = (frame_s, frame_s / probe_s)
+    print(json.dumps({"rss": rss, "wall": {f: w for f, (w, _) in rows.items()},
+                      "relative": {f: r for f, (_, r) in rows.items()}, "seconds": time.perf_counter() - t0}))
+
+
+def frame_figures(frame: np.ndarray) -> tuple[float, float, float]:
+    """Mean brightness (Rec. 709 luma, 0–255), mean HSV saturation (0–1) and contrast (the
+    luma's standard deviation) of one frame."""
+    rgb = frame.astype(np.float64)
+    luma = rgb @ np.array([0.2126, 0.7152, 0.0722])
+    hi, lo = rgb.max(axis=2), rgb.min(axis=2)
+    saturation = np.where(hi > 0, (hi - lo) / np.maximum(hi, 1e-9), 0.0)
+    return float(luma.mean()), float(saturation.mean()), float(luma.std())
 
 
 def section_soak(device: torch.device, quick: bool) -> list[str]:
-    frames, size = (500, 128) if quick else (2000, 128)
-    r = child(["--soak-child", str(frames), str(size), str(device)])
-    samples = r["samples"]
-    base = next(mb for n, mb in samples if n == 100)
-    growth = max(mb for _, mb in samples) - base
-    trace = ", ".join(f"{mb:.0f}" for _, mb in samples)
-    return ["| frames | size | s/frame | RSS at frame 100 (MB) | growth after frame 100 (MB) | RSS every 100 frames (MB) |",
-            "|---|---|---|---|---|---|",
-            f"| {frames} | {size}² | {r['seconds'] / frames:.3f} | {base:.0f} | {growth:+.0f} "
-            f"{'(flat)' if growth < 50 else '(GROWS)'} | {trace} |"]
+    """The default preset for 10,000 frames at 96²: every 500 frames its brightness,
+    saturation, contrast, s/frame and RSS, each against its value at frame 500 (±5%)."""
+    from zoomdream.media.clip import probe, read_frames
+
+    frames, size = (1000, 96) if quick else (10_000, 96)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "soak.mp4"
+        r = child(["--soak-child", str(frames), str(size), str(device), str(out)])
+        decoded = probe(out).frames
+        figures = np.array([frame_figures(f) for f in read_frames(out)])
+        finite = bool(np.isfinite(figures).all())
+    rows = sorted(int(f) for f in r["rss"])
+    table = {f: [*figures[max(0, f - SOAK_WINDOW):f].mean(axis=0), r["relative"][str(f)], r["rss"][str(f)]]
+             for f in rows}
+    names = ["brightness", "saturation", "contrast", "s/frame ÷ probe", "RSS MB"]
+    ref = table[rows[0]]
+    worst = [max(abs(table[f][i] / ref[i] - 1) for f in rows) for i in range(len(names))]
+    out_rows = ["| frame | " + " | ".join(names) + " | wall s/frame |", "|---" * (len(names) + 2) + "|"]
+    for f in rows:
+        out_rows.append(f"| {f} | " + " | ".join(f"{v:.4g} ({v / ref[i] - 1:+.1%})" if f != rows[0] else f"{v:.4g}"
+                                                   for i, v in enumerate(table[f])) + f" | {r['wall'][str(f)]:.3f} |")
+    verdict = "within ±5%" if max(worst) <= 0.05 else "OUT OF ±5%"
+    out_rows += ["", f"largest deviation from frame {rows[0]}: " + ", ".join(f"{n} {w:.1%}" for n, w in zip(names, worst))
+                 + f" ({verdict}); {decoded} frames decoded of {frames}"
+                 + f"; NaN/inf: {'none' if finite else 'FOUND'} (the loop stops on any); "
+                 f"{r['seconds'] / 60:.1f} min in all"]
+    return out_rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -805,11 +858,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and sizes (a smoke run)")
     ap.add_argument("--scaling-child", nargs=4, metavar=("W", "H", "FRAMES", "DEVICE"), help=argparse.SUPPRESS)
     ap.add_argument("--port-child", nargs=3, metavar=("WHICH", "MODEL", "REPS"), help=argparse.SUPPRESS)
-    ap.add_argument("--soak-child", nargs=3, metavar=("FRAMES", "SIZE", "DEVICE"), help=argparse.SUPPRESS)
+    ap.add_argument("--soak-child", nargs=4, metavar=("FRAMES", "SIZE", "DEVICE", "OUTPUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.soak_child:
-        frames, size, dev = args.soak_child
-        return soak_child(int(frames), int(size), dev)
+        frames, size, dev, output = args.soak_child
+        return soak_child(int(frames), int(size), dev, output)
     if args.port_child:
         which, model, reps = args.port_child
         return port_child(which, model, int(reps))

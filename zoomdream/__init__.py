@@ -22,10 +22,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .base.version import VERSION as __version__
 
 _EXPORTS = {
     "dream": "api", "frames": "api", "render": "api", "atlas": "api", "dream_video": "api", "sweep": "api",
+    "render_like": "api", "info": "api",
     "batch": "api", "DreamSettings": "base.settings", "Dreamer": "engine.dream", "DreamStats": "engine.dream",
     "UserError": "base.errors", "Network": "engine.models", "load_network": "engine.models",
     "Motion": "base.settings", "Objective": "engine.objectives", "parse_objective": "engine.objectives",
@@ -34,7 +35,7 @@ _EXPORTS = {
 __all__ = [*_EXPORTS, "__version__"]
 
 if TYPE_CHECKING:
-    from .api import atlas, batch, dream, dream_video, frames, render, sweep
+    from .api import atlas, batch, dream, dream_video, frames, info, render, render_like, sweep
     from .base.errors import UserError
     from .base.settings import DreamSettings, Motion
     from .engine.dream import Dreamer, DreamStats

@@ -35,6 +35,7 @@ from .loops.zoom import LoopState, VideoState, video_frames
 from .media.audio import features
 from .run.batch import Outcome, read_jobs, sweep_jobs
 from .run.jobs import FootageJob, RenderJob, RenderResult, lasts_as_audio
+from .run.provenance import like_job, read_record
 from .run.render import loop_settings, prepare, render_footage
 from .run.render import render as render_job
 from .run.runners import run_batch
@@ -164,6 +165,31 @@ def render(
     job = RenderJob.from_request(output, preset, input, audio=audio, draft=draft, source=source, options=options,
                                  **overrides)
     return render_job(job, log)
+
+
+def render_like(
+    video: str | Path,
+    output: str | Path,
+    *,
+    # the render options (RenderOptions; tests check every one is here)
+    device: str | None = None, weights: str | Path | None = None, frames_dir: str | Path | None = None,
+    gif: str | Path | None = None, resume: bool | None = None, overwrite: bool | None = None,
+    checkpoint_every: int | None = None, progress: bool | None = None,
+    log: Callable[[str], None] | None = None,
+    source: str = "zoomdream.render_like()",
+) -> RenderResult:
+    """Make `video` (a zoom or a dreamed video zoomdream wrote) again into `output`, from the
+    settings it carries: its preset with every override, seed, model and input files, refused
+    in one line if one of those files is gone or has changed. On the same machine the frames
+    are the same."""
+    job = like_job(video, output, _render_options(locals()), source)
+    return render_footage(job, log) if isinstance(job, FootageJob) else render_job(job, log)
+
+
+def info(video: str | Path) -> dict[str, Any]:
+    """The settings a video zoomdream wrote carries (run/provenance.py: preset TOML, seed,
+    model, the weights' and inputs' SHA-256, codec, versions), or a one-line UserError."""
+    return read_record(video)
 
 
 def dream_video(

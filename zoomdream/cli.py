@@ -30,6 +30,7 @@ from .base.settings import (COMMAND_LINE, SHAPE, AtlasOptions, DreamSettings, Fo
                             RenderOptions, StillOptions, build, declared, help_text)
 from .engine.catalog import BACKBONES, DEFAULT_MODEL, LAYERS, LOGITS, get_backbone
 from .engine.objectives import DEFAULT_OBJECTIVE, KINDS, parse_objective
+from .media.codecs import check_container
 from .media import audio as soundtrack
 from .run.batch import JobSpec, read_jobs, sweep_jobs
 from .timeline.presets import Preset, check_objective_files, load_preset, preset_paths
@@ -73,7 +74,8 @@ def with_settings(*groups: tuple[type, tuple[str, ...], str | None]) -> Callable
 
 DREAM_FLAGS = (DreamSettings, tuple(declared(DreamSettings)), None)
 STILL_FLAGS = (StillOptions, tuple(declared(StillOptions)), None)
-PRESET_FLAGS = (Preset, ("seconds", "fps", "seed", "model", "precision", "crf", "loop", "cadence", "momentum"),
+DELIVERY = ("codec", "pix_fmt", "crf")  # how the video is written (media/codecs.py)
+PRESET_FLAGS = (Preset, ("seconds", "fps", "seed", "model", "precision", *DELIVERY, "loop", "cadence", "momentum"),
                 "the preset's")
 RENDER_FLAGS = (RenderOptions, tuple(declared(RenderOptions)), None)
 # The dream's choices and their numbers, for every segment of the preset.
@@ -126,7 +128,9 @@ def dream(
 @with_settings(PRESET_FLAGS, SHAPE_FLAGS, RENDER_FLAGS)
 def render(
     input: Optional[Path] = typer.Argument(None, help="Start photo (optional; presets start from noise otherwise)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Video to write (.mp4)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Video to write (.mp4; .mov, .mkv, .webm for --codec)."),
+    like: Optional[Path] = typer.Option(None, help="Make this video again (one zoomdream wrote): its preset, seed, "
+                                                   "model and inputs as it stores them (see `zoomdream info`)."),
     audio: Optional[Path] = typer.Option(None, help="Soundtrack (MP3, WAV, FLAC…): the MP4 carries it, the video lasts "
                                                     "as long (unless --seconds/--frames), expressions follow it."),
     preset: str = typer.Option("default", help="Preset name (see `zoomdream presets`) or a .toml file."),
@@ -138,10 +142,15 @@ def render(
 ) -> None:
     """Render an infinite-zoom dream video."""
     options = _render_options(settings, output, input, preset)
+    if like is not None:
+        return _render_like(like, output, options, dict(input=input, audio=audio, objective=objective, size=size,
+                                                        frames=frames, draft=draft or None,
+                                                        preset=None if preset == "default" else preset, **settings))
     if audio is not None:
         input_file(audio, "audio file", "check the --audio path")
     # The whole preset with every override, checked here (no torch) before the API loads.
-    load_preset(preset).with_overrides(COMMAND_LINE, size=size, frames=frames, objective=objective, **settings)
+    p = load_preset(preset).with_overrides(COMMAND_LINE, size=size, frames=frames, objective=objective, **settings)
+    check_container(p.codec, output)
 
     from . import api
 
@@ -149,6 +158,21 @@ def render(
     res = api.render(output, preset, input, audio=audio, draft=draft, source=COMMAND_LINE, size=size, frames=frames,
                      objective=objective, **options, **settings)
     _report(res, time.perf_counter() - t0)
+
+
+def _render_like(like: Path, output: Path, options: dict[str, Any], given: dict[str, Any]) -> None:
+    """render --like: the video's own settings, so nothing that changes them is taken."""
+    changed = [k for k, v in given.items() if v is not None]
+    if changed:
+        raise UserError(f"--like makes {like} again with its own settings, and --{changed[0].replace('_', '-')} "
+                        "would change them", f"drop --{changed[0].replace('_', '-')}, or render from the preset "
+                        f"`zoomdream info {like}` prints")
+    input_file(like, "video", "check the --like path")
+
+    from . import api
+
+    t0 = time.perf_counter()
+    _report(api.render_like(like, output, source=COMMAND_LINE, **options), time.perf_counter() - t0)
 
 
 def _render_options(settings: dict[str, Any], output: Path, input: Path | None, preset: str) -> dict[str, Any]:
@@ -182,7 +206,7 @@ def _report(res: Any, wall: float) -> None:
     print(f"wrote      {res.output}")
 
 
-FOOTAGE_PRESET_FLAGS = (Preset, ("seed", "model", "precision", "crf"), "the preset's")
+FOOTAGE_PRESET_FLAGS = (Preset, ("seed", "model", "precision", *DELIVERY), "the preset's")
 
 
 @app.command()
@@ -201,7 +225,8 @@ def video(
     options = _render_options(settings, output, None, preset)
     input_file(input, "input video")
     footage = _popped(settings, FootageOptions)
-    load_preset(preset).with_overrides(COMMAND_LINE, size=size, objective=objective, **settings)
+    p = load_preset(preset).with_overrides(COMMAND_LINE, size=size, objective=objective, **settings)
+    check_container(p.codec, output)
 
     from . import api
 
@@ -396,6 +421,25 @@ def audio_command(
     for path in (output, json_out):
         if path is not None:
             print(f"wrote      {path}")
+
+
+@app.command()
+def info(
+    file: Path = typer.Argument(..., help="A video zoomdream wrote."),
+    json_out: bool = typer.Option(False, "--json", help="Print the whole record as JSON."),
+) -> None:
+    """How a video was made: the preset with every override, seed, model, the weights' and
+    inputs' hashes, codec and versions, as the file carries them."""
+    input_file(file, "video")
+    from .run.provenance import describe, read_record  # torch loads here, after the path is checked
+
+    rec = read_record(file)
+    if json_out:
+        print(json.dumps(rec, indent=2, ensure_ascii=False))
+        return
+    print("\n".join(describe(rec)))
+    print(f"again      zoomdream render --like {file} -o again{Path(file).suffix}\n")
+    print(rec["preset"], end="")
 
 
 @app.command()

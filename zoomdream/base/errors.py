@@ -24,6 +24,12 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
+def quoted(text: str, limit: int = 80) -> str:
+    """User text inside a message, cut short: a message stays one readable line whatever was
+    typed (a generated expression can be a megabyte)."""
+    return repr(text) if len(text) <= limit else repr(text[: limit - 3]) + "..."
+
+
 def closest(name: str, valid: Iterable[str], n: int = 4) -> str:
     """'did you mean …' text for an unknown name, or the first few valid names."""
     valid = list(valid)

@@ -12,7 +12,9 @@ import hashlib
 import os
 import stat
 import tempfile
+import tomllib
 from pathlib import Path
+from typing import Any
 
 from .errors import UserError
 
@@ -69,6 +71,28 @@ def read_bytes(path: Path, what: str) -> bytes:
         raise UserError(f"cannot read {what} {path} ({e.strerror or e})", "check the file") from None
 
 
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A TOML file (a preset, a jobs file) as data, or one line saying why it cannot be read."""
+    data = read_bytes(path, what)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{what} {path} is not UTF-8 text ({e.reason} at byte {e.start})", "save it as UTF-8") from None
+    return toml_text(text, str(path))
+
+
+def toml_text(text: str, where: str) -> dict[str, Any]:
+    """TOML text as data; `where` names it in the one-line error."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{where}: invalid TOML ({e})", "fix the syntax at that line") from None
+    except RecursionError:  # tomllib recurses into nested arrays and tables
+        raise UserError(f"{where}: values nest too deeply to read", "nest arrays and tables less deeply") from None
+    except ValueError as e:  # an integer longer than Python will parse
+        raise UserError(f"{where}: cannot read a value ({e})", "fix the value") from None
+
+
 def output_file(path: str | os.PathLike, suffixes: tuple[str, ...], overwrite: bool, what: str = "output") -> Path:
     """A file we may create or replace, refused before any work is done."""
     p = Path(path).expanduser()
@@ -119,6 +143,7 @@ def writable(folder: Path) -> bool:
         return False
 
 
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm")  # what a render writes (media/codecs.py: which codec goes where)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
@@ -143,7 +168,7 @@ def check_render_paths(output: str | os.PathLike, input: str | os.PathLike | Non
                        overwrite: bool = False) -> None:
     """Every path `render` reads or writes, before any work. An existing output is checked by
     the render itself, which knows about resume."""
-    output_file(output, (".mp4",), overwrite=True)
+    output_file(output, VIDEO_SUFFIXES, overwrite=True)
     if input is not None:
         input_file(input, "input image")
     if preset is not None and names_a_file(preset):

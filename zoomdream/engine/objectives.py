@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from ..base.errors import UserError, closest
+from ..base.errors import UserError, closest, quoted
 from .catalog import LOGITS, LayerInfo
 
 if TYPE_CHECKING:
@@ -85,7 +85,11 @@ class Term:
         raise NotImplementedError
 
     def __str__(self) -> str:
-        return ("" if self.weight == 1 else f"{self.weight:g}*") + self.prefix + self.body()
+        # Short where that is exact (0.6), every digit where not: the text is read back (a saved
+        # preset, a video's settings) and must give the same weight.
+        short = f"{self.weight:g}"
+        weight = short if float(short) == self.weight else repr(self.weight)
+        return ("" if self.weight == 1 else f"{weight}*") + self.prefix + self.body()
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -196,7 +200,7 @@ class Class(Term):
     @classmethod
     def parse(cls, body: str, weight: float, text: str) -> Term:
         if not body.strip():
-            raise UserError(f"objective '{text}' names no class", "write e.g. class:banana")
+            raise UserError(f"objective {quoted(text)} names no class", "write e.g. class:banana")
         return cls(weight, body.strip())
 
     def body(self) -> str:
@@ -458,12 +462,20 @@ def _term(prefixes: tuple[str, ...]) -> re.Pattern:
                       r"\s*(?P<plus>\+)?")
 
 
+# Each term is a pass over its layer's features every step: past 64 an objective is a typo or
+# a generated string, and past 8 KB (a few long image paths) no objective is meant.
+MAX_TERMS, MAX_TEXT = 64, 8192
+
+
 def parse_objective(text: Any) -> Objective:
     """Parse objective text (syntax only; names are checked against a network by `check`)."""
     if isinstance(text, Objective):
         return text
     if not isinstance(text, str) or not text.strip():
         raise UserError("empty objective", "give a layer name, e.g. features.13 (see: zoomdream layers MODEL)")
+    if len(text) > MAX_TEXT or text.count("+") >= MAX_TERMS:
+        raise UserError(f"objective {quoted(text)} is too long ({len(text)} characters, up to "
+                        f"{text.count('+') + 1} terms)", f"use at most {MAX_TERMS} terms and {MAX_TEXT} characters")
     terms, pos = [], 0
     pattern = _term(tuple(k.prefix for k in KINDS.values() if k.names_image))
     while True:
@@ -471,17 +483,17 @@ def parse_objective(text: Any) -> Objective:
         assert m is not None  # every part of the pattern is optional
         body = m["body"].strip()
         if not body:
-            raise UserError(f"objective '{text}' has an empty term", "write terms as 'a + 0.5*b'")
+            raise UserError(f"objective {quoted(text)} has an empty term", "write terms as 'a + 0.5*b'")
         weight = float(m["weight"]) if m["weight"] else 1.0
         if not math.isfinite(weight):
-            raise UserError(f"objective '{text}' has a non-finite weight", "use a finite number")
+            raise UserError(f"objective {quoted(text)} has a non-finite weight", "use a finite number")
         cls = next((k for k in KINDS.values() if k.prefix and body.startswith(k.prefix)), KINDS["layer"])
         terms.append(cls.parse(body[len(cls.prefix):], weight, text))
         pos = m.end()
         if not m["plus"]:
             break
     if pos < len(text):
-        raise UserError(f"cannot read objective '{text}'", "use " + syntax_hint())
+        raise UserError(f"cannot read objective {quoted(text)}", "use " + syntax_hint())
     return Objective(tuple(terms))
 
 

@@ -80,6 +80,41 @@ def info(path: Path) -> str:
     return run(["-hide_banner", "-nostdin", "-i", str(path)]).stderr
 
 
+def tags(path: Path) -> dict[str, str]:
+    """A file's container metadata (its global tags, keys in lower case: Matroska writes them
+    in upper case), read through ffmpeg's ffmetadata format; {} for a file without any."""
+    r = run(["-nostdin", "-v", "error", "-i", str(path), "-map_metadata", "0", "-f", "ffmetadata", "-"])
+    if r.returncode != 0:
+        raise damaged(path, r.stderr)
+    out: dict[str, str] = {}
+    for line in _ffmetadata_lines(r.stdout):
+        text = "".join(c for c, _ in line)
+        if text.startswith("[") and text.rstrip().endswith("]"):
+            break  # the first stream's or chapter's section: past the file's own tags
+        eq = next((i for i, (c, escaped) in enumerate(line) if c == "=" and not escaped), None)
+        if eq is not None and not text.startswith(";"):
+            out[text[:eq].lower()] = text[eq + 1:]
+    return out
+
+
+def _ffmetadata_lines(text: str) -> list[list[tuple[str, bool]]]:
+    """ffmetadata's lines as (character, escaped) pairs: a backslash escapes the next
+    character (= ; # \\ or a newline, which then continues the value)."""
+    lines: list[list[tuple[str, bool]]] = [[]]
+    escaped = False
+    for c in text:
+        if escaped:
+            lines[-1].append((c, True))
+            escaped = False
+        elif c == "\\":
+            escaped = True
+        elif c == "\n":
+            lines.append([])
+        else:
+            lines[-1].append((c, False))
+    return lines
+
+
 def damaged(path: Path, stderr: str, what: str = "video") -> UserError:
     """A file ffmpeg cannot read, with its reason in words."""
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip() and "must be specified" not in ln]

@@ -22,23 +22,22 @@ from pathlib import Path
 import numpy as np
 
 from ..base.errors import UserError, write_error
+from .codecs import CODECS, audio_codec, index_first
 from .ffmpeg import failure, run_or_fail, start
 
 
 class Encoder:
-    """One ffmpeg process writing one H.264 file from raw RGB frames on its stdin."""
+    """One ffmpeg process writing one video file from raw RGB frames on its stdin, with the
+    codec's output options (`codec`: codecs.Codec.args; H.264 at crf 18 if not given)."""
 
-    def __init__(self, path: Path, width: int, height: int, fps: float, crf: int = 18, preset: str = "medium"):
+    def __init__(self, path: Path, width: int, height: int, fps: float, codec: list[str] | None = None):
         self.path = Path(path)
         self.frames = 0
-        # -bf 0: parts are later joined by stream copy, and B-frame reordering leaves each part's
-        # timestamps offset, which the concat demuxer turns into duplicated or dropped frames.
-        # No +faststart here: the joined file gets it, and each part would be rewritten for nothing.
+        # No faststart here: the joined file gets it, and each part would be rewritten for nothing.
         args = [
             "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
             "-s", f"{width}x{height}", "-r", _fps_arg(fps), "-i", "-", "-an",
-            "-c:v", "libx264", "-preset", preset, "-bf", "0", "-crf", str(crf), "-pix_fmt", "yuv420p",
-            str(self.path),
+            *(codec or CODECS["h264"].args("yuv420p", 18, "medium", self.path.suffix)), str(self.path),
         ]  # fmt: skip
         self._size = width * height * 3
         self._log = tempfile.TemporaryFile()
@@ -224,7 +223,8 @@ def sync_files(paths: Iterable[Path]) -> None:
 @dataclass(frozen=True)
 class Soundtrack:
     """The audio a video carries: `seconds` of `path` from `start` (None: to its end), stream
-    copied as it is (`copy`, for codecs an MP4 holds and an untrimmed track) or as AAC."""
+    copied as it is (`copy`, for codecs an MP4 holds and an untrimmed track) or encoded as the
+    container takes it (AAC; Opus in WebM)."""
 
     path: Path
     start: float = 0.0
@@ -236,15 +236,16 @@ class Soundtrack:
         return ((["-ss", f"{self.start:.6f}"] if self.start > 0 else [])
                 + (["-t", f"{self.seconds:.6f}"] if self.seconds is not None else []) + ["-i", str(self.path)])
 
-    def codec(self) -> list[str]:
-        return ["-c:a", "copy"] if self.copy else ["-c:a", "aac", "-b:a", "192k"]
+    def codec(self, output: Path) -> list[str]:
+        return ["-c:a", "copy"] if self.copy and output.suffix.lower() != ".webm" else audio_codec(output)
 
 
-def concat(parts: list[Path], output: Path, audio: Soundtrack | None = None) -> None:
+def concat(parts: list[Path], output: Path, audio: Soundtrack | None = None,
+           tags: dict[str, str] | None = None) -> None:
     """Join parts without re-encoding (same codec settings, so a stream copy is exact), with
-    the soundtrack if there is one. The output is replaced only once the joined file is
-    complete."""
-    tmp = output.with_name(output.name + ".tmp.mp4")
+    the soundtrack if there is one and `tags` as the container's metadata, the index before
+    the data. The output is replaced only once the joined file is complete."""
+    tmp = output.with_name(output.name + ".tmp" + output.suffix)
     listing = None
     if len(parts) == 1:
         source = ["-i", str(parts[0])]
@@ -254,10 +255,11 @@ def concat(parts: list[Path], output: Path, audio: Soundtrack | None = None) -> 
                 f.write(f"file '{str(p.resolve()).replace(chr(39), chr(39) + chr(92) + chr(39) + chr(39))}'\n")
             listing = f.name
         source = ["-f", "concat", "-safe", "0", "-i", listing]
-    sound = [] if audio is None else [*audio.args(), "-map", "0:v:0", "-map", "1:a:0", *audio.codec()]
+    sound = [] if audio is None else [*audio.args(), "-map", "0:v:0", "-map", "1:a:0", *audio.codec(output)]
+    meta = [arg for k, v in (tags or {}).items() for arg in ("-metadata", f"{k}={v}")]
     try:
-        run_or_fail(["-y", "-nostdin", "-loglevel", "error", *source, *sound, "-c:v", "copy",
-                     "-movflags", "+faststart", str(tmp)], "joining parts into", output, written=tmp)
+        run_or_fail(["-y", "-nostdin", "-loglevel", "error", *source, *sound, "-c:v", "copy", *meta,
+                     *index_first(output), str(tmp)], "joining parts into", output, written=tmp)
         os.replace(tmp, output)
     finally:
         tmp.unlink(missing_ok=True)

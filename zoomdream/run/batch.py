@@ -15,14 +15,14 @@ import itertools
 import json
 import os
 import re
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..base.errors import UserError, closest
-from ..base.paths import check_render_paths, input_file, names_a_file, output_file, read_bytes
+from ..base.paths import check_render_paths, input_file, names_a_file, read_toml
 from ..base.settings import SEED, RenderOptions, checked, declared, keyframeable, segment_choices, show
+from ..media.codecs import CODECS, check_container
 from ..timeline.presets import Preset, load_preset
 
 # What a job sets beside the preset's own keys (those are checked by Preset.with_overrides),
@@ -92,10 +92,7 @@ def read_jobs(path: str | Path, device: str = "auto") -> list[JobSpec]:
     (required), `preset`, `input`, `audio`, `name` and any preset key. Relative paths are
     from the file's folder."""
     p = input_file(path, "jobs file", "check the path")
-    try:
-        data = tomllib.loads(read_bytes(p, "jobs file").decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{p}: invalid TOML ({e})", "fix the syntax at that line") from None
+    data = read_toml(p, "jobs file")
     unknown = sorted(set(data) - {"defaults", "jobs"})
     if unknown:
         raise UserError(f"{p}: unknown table '{unknown[0]}'", "write [defaults] and [[jobs]] tables only")
@@ -168,7 +165,9 @@ def sweep_jobs(folder: str | Path, preset: str = "default", seeds: str | None = 
     for combo in itertools.product(*(values for _, values in axes)):
         chosen = dict(zip((k for k, _ in axes), combo))
         name = "_".join(f"seed{v}" if k == "seed" else f"{k}-{_slug(v)}" for k, v in chosen.items())
-        specs.append(JobSpec(name, str(folder / f"{name}.mp4"), preset, files["input"], files["audio"],
+        codec = {**base, **chosen}.get("codec") or load_preset(preset).codec
+        ext = CODECS[codec].containers[0] if codec in CODECS else ".mp4"  # an unknown codec is refused with the rest
+        specs.append(JobSpec(name, str(folder / f"{name}{ext}"), preset, files["input"], files["audio"],
                              {**base, **chosen}, {k: str(v) for k, v in chosen.items()}, device,
                              where=f"sweep job {name}"))
     return specs
@@ -232,13 +231,13 @@ def check_jobs(specs: list[JobSpec]) -> None:
         try:
             with contextlib.suppress(OSError):  # a batch makes its output folders (refused below if it cannot)
                 Path(s.output).parent.mkdir(parents=True, exist_ok=True)
-            output_file(s.output, (".mp4",), overwrite=True)
             check_render_paths(s.output, s.input, s.preset, None, None, None, True)
             if s.audio is not None:
                 input_file(s.audio, "audio file", "check the audio path")
             checked(RenderOptions, s.render_options, s.where)
             preset = load_preset(s.preset).with_overrides(source=s.where, **s.preset_keys)
             preset.check_files(s.input is not None)
+            check_container(preset.codec, s.output)
             if preset.start == "photo" and s.input is None:
                 raise UserError(f"preset '{preset.name}' starts from a photo", "give the job an input")
             if preset.reads_audio and s.audio is None:

@@ -27,6 +27,7 @@ from ..media.audio import Features
 from ..media.audio import features as audio_features
 from ..media.audio import seconds as audio_seconds
 from ..media.clip import MP4_AUDIO, Clip, probe
+from ..media.codecs import check_container
 from ..media.writer import Soundtrack
 from ..timeline.presets import Preset, load_preset
 from ..timeline.schedule import Schedule
@@ -58,6 +59,8 @@ class RenderJob(RenderOptions):
     stop_after: int | None = None  # stop (as if interrupted) after this many frames; for tests
     on_frame: Callable[[int], None] | None = None  # called with n after frame n is dreamed and kept
     source: str = "zoomdream.render()"  # where the options came from, for messages
+    like: Mapping[str, Any] | None = None  # the settings of a video this one makes again (render --like)
+    like_path: Path | None = None  # that video
 
     @classmethod
     def from_request(cls, output: str | Path, preset: str | Path | Preset = "default", input: str | Path | None = None,
@@ -77,6 +80,7 @@ class RenderJob(RenderOptions):
         checked(RenderOptions, {k: getattr(self, k) for k in declared(RenderOptions)}, self.source)
         check_render_paths(self.output, self.photo, None, self.weights, self.frames_dir, self.gif,
                            self.overwrite or self.resume)
+        check_container(self.preset.codec, self.output)
         self.preset.check_files(self.photo is not None)
         out, sdir = Path(self.output), state_dir(Path(self.output))
         if sdir.exists() and not sdir.is_dir():

@@ -30,11 +30,13 @@ from ..loops.zoom import LoopSettings, LoopState, VideoState, start_frame, video
 from ..media.audio import CACHE as AUDIO_CACHE
 from ..media.audio import save as save_features
 from ..media.clip import read
+from ..media.codecs import CODECS, container, resolved_crf
 from ..media.ffmpeg import check_ffmpeg
 from ..media.writer import (Encoder, PartWriter, concat, gif_preview, load_pending, pending_files, pending_intact,
                             sync_files)
 from ..timeline.presets import Preset
 from .jobs import FootageJob, RenderJob, RenderResult, settings_hash
+from .provenance import check_weights, record, video_tags
 from .signals import Stop, with_salvage
 from .state import (CHECKPOINT, PENDING, RenderState, StateLock, Video, clear, load_checkpoint, remove,
                     save_checkpoint, state_dir)
@@ -86,6 +88,9 @@ def run(job: RenderJob, dreamer: Dreamer, fresh: Callable[[], Video], kind: type
     log = log or _stderr
     out, preset = Path(job.output), job.preset
     digest = settings_hash(job, dreamer.network)
+    if job.like is not None:
+        check_weights(job.like, dreamer.network, job.like_path)
+    tags = video_tags(record(job, dreamer.network, digest))
     if job.frames_dir is not None:
         try:
             Path(job.frames_dir).mkdir(parents=True, exist_ok=True)
@@ -104,7 +109,7 @@ def run(job: RenderJob, dreamer: Dreamer, fresh: Callable[[], Video], kind: type
             if keep is not None:
                 keep(sdir)
             state = RenderState(fresh(), job.checkpoint_every)
-        return _run(job, state, digest, frames(state.video), log)
+        return _run(job, state, digest, frames(state.video), tags, log)
     finally:
         lock.release()
 
@@ -164,7 +169,7 @@ def _resumed(sdir: Path, digest: str, device: torch.device, log: Callable[[str],
 
 
 def _run(job: RenderJob, state: RenderState, digest: str, frames: Iterator[tuple[int, int | None, np.ndarray]],
-         log: Callable[[str], None]) -> RenderResult:
+         tags: dict[str, str], log: Callable[[str], None]) -> RenderResult:
     preset, sdir, every = job.preset, state_dir(Path(job.output)), state.every
     total = preset.frames + preset.tail
     first = state.video.index
@@ -176,13 +181,16 @@ def _run(job: RenderJob, state: RenderState, digest: str, frames: Iterator[tuple
     # than an H200 dreams them (27/s), and would be 10% of a cadence-3 frame on the CPU;
     # veryfast takes a third of the time for 0.5 dB less (PSNR, crf 18; bench/gpu.py, tuning).
     cpu = resolve_device(job.device).type == "cpu"
-    x264 = "medium" if cpu and preset.cadence == 1 else "veryfast"
+    speed = "medium" if cpu and preset.cadence == 1 else "veryfast"
+    codec = CODECS[preset.codec]
+    options = codec.args(codec.pix_fmt(preset.pix_fmt), resolved_crf(preset.codec, preset.crf), speed,
+                         container(job.output))
     # Up to 256 MB of frames wait for the encoder (8 to 64 frames): closing a part, syncing its
     # lossless frames and saving the checkpoint stall the encoder thread for a moment, and
     # cheap frames (cadence, a GPU) would otherwise queue up against it and stall the dream.
     depth = max(8, min(64, (256 << 20) // (preset.width * preset.height * 3)))
-    writer = PartWriter(lambda pos: Encoder(sdir / part_name(pos, every), preset.width, preset.height, preset.fps,
-                                            preset.crf, x264), sdir / PENDING, depth)
+    writer = PartWriter(lambda pos: Encoder(sdir / part_name(pos, every, job.output), preset.width, preset.height,
+                                            preset.fps, options), sdir / PENDING, depth)
     t0 = time.perf_counter()
     with Stop() as stop:
         try:
@@ -212,7 +220,7 @@ def _run(job: RenderJob, state: RenderState, digest: str, frames: Iterator[tuple
             frames.close()  # type: ignore[attr-defined]  # stops a footage reader's ffmpeg now
             if progress:
                 progress.stop()
-        return _finish(job, state, writer, digest, interrupted, error, first, time.perf_counter() - t0, log)
+        return _finish(job, state, writer, digest, interrupted, error, first, time.perf_counter() - t0, tags, log)
 
 
 def _keep(job: RenderJob, state: RenderState, writer: PartWriter, digest: str, n: int, pos: int | None,
@@ -227,12 +235,14 @@ def _keep(job: RenderJob, state: RenderState, writer: PartWriter, digest: str, n
     every = state.every
     at_boundary = (pos + 1) % every == 0 if pos is not None else (n + 1) % every == 0
     if at_boundary and n + 1 < job.preset.frames + job.preset.tail:
-        _checkpoint(state, writer, state_dir(Path(job.output)), digest, None if pos is None else part_name(pos, every))
+        part = None if pos is None else part_name(pos, every, job.output)
+        _checkpoint(state, writer, state_dir(Path(job.output)), digest, part)
 
 
-def part_name(pos: int, every: int) -> str:
-    """The part that frame `pos` of the video belongs to: parts start every `every` frames."""
-    return f"part-{pos // every:05d}.mp4"
+def part_name(pos: int, every: int, output: str | Path = "out.mp4") -> str:
+    """The part that frame `pos` of the video belongs to: parts start every `every` frames, in
+    the output's own container (a stream copy joins them without a change of timestamps)."""
+    return f"part-{pos // every:05d}{container(output)}"
 
 
 def loop_settings(preset: Preset) -> LoopSettings:
@@ -251,7 +261,8 @@ def _checkpoint(state: RenderState, writer: PartWriter, sdir: Path, digest: str,
 
 
 def _finish(job: RenderJob, state: RenderState, writer: PartWriter, digest: str, interrupted: str | None,
-            error: BaseException | None, first: int, seconds: float, log: Callable[[str], None]) -> RenderResult:
+            error: BaseException | None, first: int, seconds: float, tags: dict[str, str],
+            log: Callable[[str], None]) -> RenderResult:
     """Close the last part, checkpoint if unfinished, join the parts into the output."""
     preset, out, sdir = job.preset, Path(job.output), state_dir(Path(job.output))
     finished = state.video.index >= preset.frames + preset.tail and interrupted is None and error is None
@@ -271,7 +282,7 @@ def _finish(job: RenderJob, state: RenderState, writer: PartWriter, digest: str,
     joined = False
     if files:
         try:
-            concat(files, out, job.soundtrack(shown))
+            concat(files, out, job.soundtrack(shown), tags)
             joined = True
         except Exception as e:  # the parts and the checkpoint stay in the state folder for --resume
             error = error or e

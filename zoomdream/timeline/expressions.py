@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..base.errors import UserError, closest
+from ..base.errors import UserError, closest, quoted
 from ..media.audio import AUDIO_VARIABLES
 
 TIME_VARIABLES = ("t", "n", "fps")
@@ -107,47 +107,72 @@ def _read_only(a: np.ndarray) -> np.ndarray:
     return view
 
 
+# Past these an expression is a mistake, not a plan, and Python's parser and the evaluator
+# recurse: 500,000 terms overflowed the parser's stack, 200,000 signs ran out of memory.
+MAX_LENGTH, MAX_DEPTH = 2000, 200
+
+
 def parse(text: str, where: str) -> Expr:
     """An expression, or a one-line error naming `where` it was written and what is wrong."""
+    if len(text) > MAX_LENGTH:
+        raise UserError(f"{where}: the expression {quoted(text)} is {len(text)} characters long, more than "
+                        f"{MAX_LENGTH}", "write a shorter expression")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as e:
         col = f" at column {e.offset}" if e.offset else ""
-        raise UserError(f"{where}: cannot read expression {text!r} (syntax error{col})",
+        raise UserError(f"{where}: cannot read expression {quoted(text)} (syntax error{col})",
                         "write arithmetic on numbers, t, n and the audio names, e.g. \"1.1 + 0.5*beat\"") from None
+    except (RecursionError, MemoryError):
+        raise UserError(f"{where}: the expression {quoted(text)} nests too deeply",
+                        f"nest at most {MAX_DEPTH} levels") from None
+    if _depth(tree) > MAX_DEPTH:
+        raise UserError(f"{where}: the expression {quoted(text)} nests more than {MAX_DEPTH} levels deep",
+                        f"nest at most {MAX_DEPTH} levels (a long sum nests one level a term)")
+    text = text.strip()
     names = []
     called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED):
             what = type(node).__name__.lower()
-            raise UserError(f"{where}: {text!r} uses {_describe(node, what)}, which an expression cannot",
+            raise UserError(f"{where}: {quoted(text)} uses {_describe(node, what)}, which an expression cannot",
                             "use numbers, + - * / ** %, comparisons, variables and functions like sin(t)")
         if isinstance(node, ast.Constant) and (isinstance(node.value, bool) or not isinstance(node.value,
                                                                                               (int, float))):
-            raise UserError(f"{where}: {text!r} holds {node.value!r}, not a number", "write numbers only")
+            raise UserError(f"{where}: {quoted(text)} holds {node.value!r}, not a number", "write numbers only")
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name):
                 what = _describe(node.func, type(node.func).__name__.lower())
-                raise UserError(f"{where}: {text!r} calls through {what}, which an expression cannot",
+                raise UserError(f"{where}: {quoted(text)} calls through {what}, which an expression cannot",
                                 "call the functions by name, e.g. sin(t)")
             if node.func.id not in FUNCTIONS:
-                raise UserError(f"{where}: unknown function {node.func.id}() in {text!r}",
+                raise UserError(f"{where}: unknown function {node.func.id}() in {quoted(text)}",
                                 closest(node.func.id, FUNCTIONS))
             n = arity(node.func.id)
             if len(node.args) != n or node.keywords:
                 args = {"clip": "x, low, high", "where": "condition, a, b", "atan2": "y, x"}.get(node.func.id)
-                raise UserError(f"{where}: {node.func.id}() takes {n} argument{'s' if n > 1 else ''} in {text!r}",
+                raise UserError(f"{where}: {node.func.id}() takes {n} argument{'s' if n > 1 else ''} in {quoted(text)}",
                                 f"write {node.func.id}({args or ', '.join(('x', 'y')[:n])})")
         elif isinstance(node, ast.Compare) and len(node.ops) > 1:
-            raise UserError(f"{where}: {text!r} chains comparisons", "compare two things at a time")
+            raise UserError(f"{where}: {quoted(text)} chains comparisons", "compare two things at a time")
         elif isinstance(node, ast.Name) and node.id not in CONSTANTS and id(node) not in called:
             if node.id in FUNCTIONS:
-                raise UserError(f"{where}: {node.id} in {text!r} is a function", f"call it, e.g. {node.id}(t)")
+                raise UserError(f"{where}: {node.id} in {quoted(text)} is a function", f"call it, e.g. {node.id}(t)")
             if node.id not in VARIABLES:
-                raise UserError(f"{where}: unknown name '{node.id}' in {text!r}",
+                raise UserError(f"{where}: unknown name '{node.id}' in {quoted(text)}",
                                 closest(node.id, [*VARIABLES, *CONSTANTS]))
             names.append(node.id)
-    return Expr(text.strip(), tuple(sorted(set(names))), tree.body)
+    return Expr(text, tuple(sorted(set(names))), tree.body)
+
+
+def _depth(tree: ast.AST) -> int:
+    """How deeply the tree nests, found without recursing (the evaluator recurses)."""
+    deepest, todo = 0, [(tree, 1)]
+    while todo:
+        node, d = todo.pop()
+        deepest = max(deepest, d)
+        todo.extend((child, d + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 def _describe(node: ast.AST, what: str) -> str:

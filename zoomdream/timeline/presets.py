@@ -8,7 +8,7 @@ flags and API keywords (`with_overrides`)."""
 from __future__ import annotations
 
 import json
-import tomllib
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from collections.abc import Mapping
@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 
 from ..base.errors import UserError, closest
-from ..base.paths import input_file, names_a_file, read_bytes
+from ..base.paths import input_file, names_a_file, read_toml
 from ..base.settings import (COMMAND_LINE, MAX_FRAMES, START, VIDEO_MIN_SIDE, Choice, Custom, DreamSettings, Kind,
                              Range, check, declared, error, keyframeable, parse_size, path_of, precision_setting,
                              seed_setting, segment_choices, setting, show)
 from ..engine.catalog import BACKBONES, DEFAULT_MODEL, net_info
 from ..engine.objectives import DEFAULT_OBJECTIVE, INPUT, Objective, parse_objective
+from ..media.codecs import CODECS, PIX_FMTS, check_delivery
 from .expressions import Expr, frame_variables
 from .expressions import parse as parse_expression
 from .schedule import EASES, Param, Schedule, Segment
@@ -49,7 +50,13 @@ class Preset:
     seconds: float = setting(10.0, Range(float, 0, open_lo=True), "Video length in seconds (stretches the timeline)")
     seed: int = seed_setting()
     start: str = setting("noise", START, "What frame 0 dreams on when no photo is given")
-    crf: int = setting(18, Range(int, 0, 51), "H.264 quality, lower is better (18: visually lossless)")
+    # How the video is written (media/codecs.py; figures in docs/delivery.md).
+    codec: str = setting("h264", Choice(tuple(CODECS)), "Video codec: " + "; ".join(
+        f"{c.name} ({'/'.join(c.containers)})" for c in CODECS.values()))
+    pix_fmt: str = setting("auto", Choice(PIX_FMTS), "Pixel format (auto: the codec's first; 10-bit: ...10le; rgb: "
+                           "ffv1's lossless)")
+    crf: int | None = setting(None, Range(int, 0, 63), "Quality of h264, h265, av1 and vp9, lower is better (default: "
+                              + ", ".join(f"{c.name} {c.crf[2]}" for c in CODECS.values() if c.crf) + ")")
     loop: bool = setting(False, Kind(bool), "Make the video loop seamlessly")
     loop_seconds: float = setting(1.0, Range(float, 0, 3600, open_lo=True), "Length of the cross-fade closing a loop")
     # Long zooms otherwise drift dark or washed out; see frames.match_colour.
@@ -129,7 +136,7 @@ class Preset:
             except UserError as e:
                 raise error(source, path, e.problem, e.fix or "") from None
             out = replace(out, segments=tuple(replace(seg, objective=obj) for seg in out.segments))
-        _check_length(out, path_of("seconds" if "seconds" in given else "frames", source), source)
+        _check_video(out, path_of("seconds" if "seconds" in given else "frames", source), source)
         if not out.reads_audio and ({"seconds", "frames", "fps"} & set(given)):
             out.check_expressions()  # t and n now run over other frames
         return out
@@ -183,7 +190,10 @@ def _top_level(data: dict[str, Any], source: str, base: Preset) -> dict[str, Any
     return kw
 
 
-def _check_length(preset: Preset, path: str, source: str) -> None:
+def _check_video(preset: Preset, path: str, source: str) -> None:
+    """What a whole preset must hold beyond each key: a codec that takes its pixel format and
+    crf, and a length in bounds."""
+    check_delivery(preset.codec, preset.pix_fmt, preset.crf, source)
     if preset.seconds * preset.fps > MAX_FRAMES:
         raise error(source, path, f"{preset.seconds:g} s at {preset.fps:g} fps is more than {MAX_FRAMES} frames",
                     "render a shorter video (or several)")
@@ -206,7 +216,7 @@ def _check_cadence(preset: Preset, source: str) -> None:
 def parse_preset(data: dict[str, Any], source: str = "<preset>") -> Preset:
     kw = _top_level({k: v for k, v in data.items() if k != "segments"}, source, Preset())
     preset = Preset(source=source, **kw)
-    _check_length(preset, "seconds", source)
+    _check_video(preset, "seconds", source)
     raw_segments = data.get("segments", [{}])
     if not isinstance(raw_segments, list) or not raw_segments or not all(isinstance(s, dict) for s in raw_segments):
         raise error(source, "segments", "must be a list of tables", "write [[segments]] blocks")
@@ -278,7 +288,7 @@ def _parse_segment(seg: dict, where: str, span: tuple[float, float], length: flo
             keys = _keyframes(value, path, r, length, source)
         else:
             keys = ((0.0, _number(value, path, r, source)),)
-        params.append((key, Param(keys, how)))
+        params.append((key, Param(keys, how if len(keys) > 1 else "linear")))  # a constant has no ease
     choices = tuple((k, check(DreamSettings, k, seg[k], source, f"{where}.{k}")) for k in sorted(set(seg) & set(segment_choices())))
     return Segment(span, objective, tuple(params), blend, choices)
 
@@ -363,6 +373,53 @@ def preset_toml(data: Mapping[str, Any], comment: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+def preset_data(preset: Preset, paths: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Every key of a preset, resolved (defaults written out), as `preset_toml` writes them and
+    `parse_preset` reads them back to an equal Preset: spans and keyframe times are written as
+    the seconds that divide back to the very fractions the preset holds. `paths` renames image
+    files in objectives (to absolute paths, so the text reads the same from any folder)."""
+    data: dict[str, Any] = {k: getattr(preset, k) for k in declared(Preset)}
+    data = {k: v for k, v in data.items() if v is not None and (k != "photo" or v)}
+    data["size"] = f"{preset.width}x{preset.height}"
+    total = preset.seconds
+    segments = []
+    for seg in preset.segments:
+        a, b = (_seconds_for(u, total) for u in seg.span)
+        out: dict[str, Any] = {"seconds": [a, b], "objective": str(seg.objective.renamed(paths or {}))}
+        eases = {p.ease for _, p in seg.params if len(p.keys) > 1}
+        if eases:
+            out["ease"] = eases.pop()
+        if seg.blend:
+            out["blend"] = seg.blend
+        out.update(dict(seg.choices))
+        numbers = keyframeable()
+        for key, param in seg.params:
+            whole = numbers[key].metadata["check"].kind is int
+            value = [_key_value(v, whole) for _, v in param.keys]
+            out[key] = value[0] if len(param.keys) == 1 and param.keys[0][0] == 0 else [
+                [_seconds_for(u, b - a), v] for (u, _), v in zip(param.keys, value)]
+        segments.append(out)
+    data["segments"] = segments
+    return data
+
+
+def _key_value(v: float | Expr, whole: bool) -> float | int | str:
+    return v.text if isinstance(v, Expr) else int(v) if whole and float(v).is_integer() else v
+
+
+def _seconds_for(fraction: float, length: float) -> float:
+    """The seconds t with t / length == fraction exactly (t = fraction·length can miss by an
+    ulp, and one ulp moves a keyframe's value at a frame)."""
+    t = fraction * length
+    for direction in (math.inf, -math.inf):
+        c = t
+        for _ in range(8):
+            if c / length == fraction:
+                return c
+            c = math.nextafter(c, direction)
+    return t
+
+
 def preset_paths() -> dict[str, Path]:
     return {p.stem: p for p in sorted(PRESET_DIR.glob("*.toml"))}
 
@@ -380,14 +437,6 @@ def load_preset(name_or_path: str | Path | Preset | None = None) -> Preset:
             raise UserError(f"unknown preset '{name_or_path}'", closest(str(name_or_path), shipped) +
                             " (see: zoomdream presets)")
         p = shipped[str(name_or_path)]
-    try:
-        data = tomllib.loads(read_bytes(p, "preset file").decode("utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{p}: invalid TOML ({e})", "fix the syntax at that line") from None
-    except UnicodeDecodeError as e:
-        raise UserError(f"preset file {p} is not UTF-8 text ({e.reason} at byte {e.start})",
-                        "save it as UTF-8") from None
-    except ValueError as e:  # an integer longer than Python will parse
-        raise UserError(f"{p}: cannot read a value ({e})", "fix the value") from None
+    data = read_toml(p, "preset file")
     data.setdefault("name", p.stem)
     return parse_preset(data, str(p))
