@@ -16,6 +16,7 @@ side by side, so they mean more than the absolute seconds.
     audio      analysing a 3-minute soundtrack, in a fresh process and warm
     live       `zoomdream live`: frames/s shown and control-to-frame latency (256² CPU, 720p GPU)
     look       the step's preconditioning modes: objective rise, fine-grain share, colour, P and E8
+    codecs     each codec and pixel format at 512²: PSNR, SSIM, MB per minute, encode ms/frame
 
 Run `python bench/bench.py --help` for options (--only, --device, --quick)."""
 
@@ -510,11 +511,60 @@ def section_soak(device: torch.device, quick: bool) -> list[str]:
         out_rows.append(f"| {f} | " + " | ".join(f"{v:.4g} ({v / ref[i] - 1:+.1%})" if f != rows[0] else f"{v:.4g}"
                                                    for i, v in enumerate(table[f])) + f" | {r['wall'][str(f)]:.3f} |")
     verdict = "within ±5%" if max(worst) <= 0.05 else "OUT OF ±5%"
+    # The same colour figures over each row's whole 500 frames: wandering with the content
+    # averages out there, a drift does not.
+    whole = {f: figures[f - SOAK_EVERY:f].mean(axis=0) for f in rows}
+    drift = [max(abs(whole[f][i] / whole[rows[0]][i] - 1) for f in rows) for i in range(3)]
     out_rows += ["", f"largest deviation from frame {rows[0]}: " + ", ".join(f"{n} {w:.1%}" for n, w in zip(names, worst))
                  + f" ({verdict}); {decoded} frames decoded of {frames}"
                  + f"; NaN/inf: {'none' if finite else 'FOUND'} (the loop stops on any); "
-                 f"{r['seconds'] / 60:.1f} min in all"]
+                 f"{r['seconds'] / 60:.1f} min in all",
+                 "", "over each row's 500 frames: largest deviation " + ", ".join(
+                     f"{n} {w:.1%}" for n, w in zip(names, drift))]
     return out_rows
+
+
+# ---------------------------------------------------------------------------------------------
+# codecs: what each codec and pixel format keeps of a dream, at what size and encode time
+
+CODEC_CASES = [("h264", "yuv420p"), ("h264", "yuv444p"), ("h264", "yuv420p10le"), ("h265", "yuv420p"),
+               ("h265", "yuv420p10le"), ("av1", "yuv420p"), ("av1", "yuv420p10le"), ("vp9", "yuv420p"),
+               ("vp9", "yuv444p"), ("prores", "yuv422p10le"), ("prores", "yuv444p10le"), ("ffv1", "rgb")]
+
+
+def section_codecs(device: torch.device, quick: bool) -> list[str]:
+    """The default preset's frames at 512² (lossless, in memory), encoded by each codec and
+    pixel format at its default quality as a render does on this CPU, then decoded: PSNR and
+    SSIM against the lossless frames, MB per minute of video, encode ms per frame."""
+    from skimage.metrics import structural_similarity
+
+    from zoomdream.media.clip import read_frames
+    from zoomdream.media.codecs import CODECS, resolved_crf
+    from zoomdream.media.writer import Encoder
+
+    n = 12 if quick else 48
+    frames = list(zoomdream.frames("default", frames=n, device=str(device)))
+    fps = load_preset("default").fps
+    rows = ["| codec | pixel format | crf | PSNR (dB) | SSIM | MB per minute | encode ms/frame |",
+            "|---|---|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, pix_fmt in CODEC_CASES[:4] if quick else CODEC_CASES:
+            codec, crf = CODECS[name], resolved_crf(name, None)
+            out = Path(tmp) / f"{name}-{pix_fmt}{codec.containers[0]}"
+            t0 = time.perf_counter()
+            enc = Encoder(out, 512, 512, fps, codec.args(pix_fmt, crf, "medium", out.suffix))
+            for f in frames:
+                enc.write(f)
+            enc.close()
+            ms = (time.perf_counter() - t0) / n * 1000
+            decoded = read_frames(out)
+            mse = np.mean([np.mean((a.astype(np.float64) - b) ** 2) for a, b in zip(frames, decoded)])
+            psnr = "lossless" if mse == 0 else f"{10 * np.log10(255 ** 2 / mse):.1f}"
+            ssim = np.mean([structural_similarity(a, b, channel_axis=2) for a, b in zip(frames[::4], decoded[::4])])
+            mb_min = out.stat().st_size / 1e6 / (n / fps) * 60
+            rows.append(f"| {name} | {pix_fmt} | {crf if crf is not None else '-'} | {psnr} | {ssim:.4f} | "
+                        f"{mb_min:.1f} | {ms:.0f} |")
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -835,7 +885,7 @@ def section_live(device: torch.device, quick: bool) -> list[str]:
 SECTIONS = {"overhead": None, "port": section_port, "overlap": section_overlap, "scaling": section_scaling,
             "precision": section_precision, "soak": section_soak, "smoothness": section_smoothness,
             "cadence": section_cadence, "draft": section_draft, "video": section_video, "audio": section_audio,
-            "live": section_live, "look": section_look}
+            "live": section_live, "look": section_look, "codecs": section_codecs}
 
 
 def machine(device: torch.device) -> str:

@@ -319,13 +319,16 @@ def test_the_recording_becomes_a_preset_that_renders_the_same_journey(server, tm
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "again.mp4").stat().st_size > 1000
     # ... and from the page, in a child process, with its progress and a link to the video.
-    page.send({"type": "render", "size": "64x64"})
+    page.send({"type": "render", "size": "64x64", "codec": "/etc/passwd"})
+    refused = page.next(lambda m: m["type"] in ("render", "error"))
+    assert refused["type"] == "error" and "codec" in refused["message"], refused
+    page.send({"type": "render", "size": "64x64", "codec": "vp9"})
     started = page.next(lambda m: m["type"] in ("render", "error"))
     assert started.get("state") == "started", started
     done = page.next(lambda m: m["type"] == "render" and m["state"] in ("done", "failed"), timeout=600)
-    assert done["state"] == "done", done
+    assert done["state"] == "done" and done["file"].endswith(".webm"), done
     status, video = http(server.url + "files/" + done["file"])
-    assert status == 200 and video[4:8] == b"ftyp"
+    assert status == 200 and video[:4] == bytes.fromhex("1a45dfa3")  # Matroska/WebM
     page.close()
 
 

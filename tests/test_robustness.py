@@ -257,6 +257,97 @@ def test_fuzzed_render_command_lines_exit_0_or_2(fuzz_place, flags):
     _check_cli_case(["render", "-o", str(fuzz_place / "v.mp4"), "--overwrite", *argv])
 
 
+_DELIVERY_FLAGS = {
+    "--codec": st.sampled_from(["h264", "h265", "av1", "vp9", "prores", "ffv1", "mpeg2", ""]),
+    "--pix-fmt": st.sampled_from(["auto", "yuv420p", "yuv444p", "yuv420p10le", "yuv422p10le", "rgb", "nv12"]),
+    "--crf": _small_int(-1, 64),
+}
+
+
+@settings(max_examples=CLI_FUZZ, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(_argv({**_RENDER_FLAGS, **_DELIVERY_FLAGS}, ["--loop"]),
+       st.sampled_from([".mp4", ".mov", ".mkv", ".webm", ".avi", ""]))
+def test_fuzzed_codec_command_lines_exit_0_or_2(fuzz_place, flags, ext):
+    argv = [x for f in flags for x in f]
+    argv += [] if "--size" in argv else ["--size", "32x32"]
+    argv += [] if "--frames" in argv or "--seconds" in argv else ["--frames", "1"]
+    _check_cli_case(["render", "-o", str(fuzz_place / f"c{ext}"), "--overwrite", *argv])
+
+
+@pytest.fixture(scope="module")
+def media_place(fuzz_place):
+    """A tiny clip, a song, a zoomdream video and files that only look like media."""
+    from clips import camera_path, song, write_audio, write_clip
+
+    write_clip(fuzz_place / "clip.mp4", camera_path(3, 32, 32), fps=6, tone=440)
+    write_audio(fuzz_place / "song.wav", song(1.0))
+    (fuzz_place / "junk.mp4").write_bytes(b"\x00junk" * 64)
+    (fuzz_place / "deep.toml").write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    (fuzz_place / "job.toml").write_text('[[jobs]]\noutput = "j.mp4"\nsize = "32x32"\nframes = 1\n')
+    (fuzz_place / "folder").mkdir(exist_ok=True)
+    r = run_main("render", "-o", fuzz_place / "made.mp4", "--size", "32x32", "--frames", "1", "--overwrite", "-q")
+    assert r.returncode == 0, r.stderr
+    return fuzz_place
+
+
+_FILES = ["clip.mp4", "song.wav", "junk.mp4", "in.png", "deep.toml", "job.toml", "missing.mp4", "folder", "made.mp4",
+          "/dev/null"]
+_file = st.sampled_from(_FILES)
+_COMMANDS = {
+    "video": ({"--size": st.sampled_from(["32x32", "0x0", "31x32"]) | _junk, "--flow": st.sampled_from(
+               ["dis", "farneback", "off", "lk"]), "--blend": _small_float(-0.1, 1), "--start": _small_float(-1, 2),
+               "--end": _small_float(-1, 2), "--seed": _small_int(0, 9), "--preset": st.sampled_from(
+               ["footage", "loop", "nope"]), "--objective": _objective, **_DELIVERY_FLAGS},
+              lambda d, f: [d / f, "-o", d / "v.mp4", "--overwrite"], ["--size", "32x32"]),
+    "audio": ({"--fps": _small_float(-1, 60), "--json": st.sampled_from(["f.json", "f.txt", "folder", ""]),
+               "-o": st.sampled_from(["p.png", "p.jpg", "folder", ""])},
+              lambda d, f: [d / f, "--overwrite"], []),
+    "batch": ({"--jobs": _small_int(0, 2), "--device": st.sampled_from(["cpu", "quantum"]),
+               "--sheet": st.sampled_from(["s.png", "s.gif", "folder"])}, lambda d, f: [d / f, "--overwrite"], []),
+    "sweep": ({"--seeds": st.sampled_from(["0", "0-1", "3-1", "a", "0-99999999", ""]) | _junk,
+               "--vary": st.sampled_from(["zoom=1.1,1.2", "codec=h264,prores", "zoom", "nope=1", "seed=1"]) | _junk,
+               "--seconds": _small_float(0.01, 0.05), "--size": st.sampled_from(["32x32", "0x0"]),
+               "--jobs": _small_int(0, 2)}, lambda d, f: ["-o", d / "sweep", "--overwrite"],
+              ["--seconds", "0.04", "--size", "32x32"]),
+    "atlas": ({"--size": _small_int(31, 40), "--layers": st.sampled_from(["features.1", "all,", "features.99", ""])
+               | _junk, "--channels": st.sampled_from(["features.1:1", "features.1:0", "x:1"]) | _junk,
+               "--precondition": st.sampled_from(["none", "laplacian", "bogus"]), "--seed": _small_int(0, 9)},
+              lambda d, f: [d / "in.png", "-o", d / "a.png", "--overwrite"], ["--layers", "features.1", "--size", "32"]),
+    "info": ({"--json": st.just("")}, lambda d, f: [d / f], []),
+}
+
+
+@settings(max_examples=max(FUZZ // 40, 12), deadline=None, suppress_health_check=list(HealthCheck),
+          derandomize=True)
+@given(st.sampled_from(sorted(_COMMANDS)), _file, st.data())
+def test_fuzzed_other_command_lines_exit_0_or_2(media_place, command, file, data):
+    # video, audio, batch, sweep, atlas and info, with real and fake media: each ends 0 or 2,
+    # in at most two lines. Defaults that would take long (a big size, every layer) are
+    # replaced by small ones unless the case sets them.
+    flags, head, small = _COMMANDS[command]
+    chosen = [x for f in data.draw(_argv(flags, ["--bogus"])) for x in f]
+    chosen = [x for x in chosen if x != ""] if command == "info" else chosen
+    extra = [x for i in range(0, len(small), 2) if small[i] not in chosen for x in small[i:i + 2]]
+    _check_cli_case([command, *map(str, head(media_place, file)), *chosen, *extra])
+
+
+def test_any_length_or_depth_is_one_line(tmp_path):
+    # The expression reader, the objective parser and the TOML reader: megabytes and nesting
+    # thousands deep are refused in one line, never a RecursionError or a hang.
+    deep, long = "(" * 100_000 + "1" + ")" * 100_000, "+".join(["t"] * 300_000)
+    for text in (deep, long, "-" * 200_000 + "1", "sin(" * 3000 + "t" + ")" * 3000):
+        _one_line_or_fine(load_preset("default").with_overrides, zoom=text)
+        with pytest.raises(UserError):
+            load_preset("default").with_overrides(zoom=text)
+    with pytest.raises(UserError, match="too long"):
+        load_preset("default").with_overrides(objective=" + ".join(["features.3"] * 10_000))
+    (tmp_path / "deep.toml").write_text("a = " + "[" * 100_000 + "]" * 100_000)
+    assert_user_error(run_main("render", "-o", tmp_path / "v.mp4", "--preset", tmp_path / "deep.toml"), "deep")
+    assert_user_error(run_main("batch", tmp_path / "deep.toml"), "deep")
+    r = run_main("render", "-o", tmp_path / "v.mp4", "--objective", " + ".join(["features.3"] * 100_000))
+    assert r.returncode == 2 and len(r.stderr) < 400, r.stderr[:400]
+
+
 # ------------------------------------------------------------------------------------ inputs
 
 

@@ -18,6 +18,7 @@ from PIL import Image
 
 from ..base.errors import UserError
 from ..engine.images import check_min_size, decode_image
+from ..media.codecs import CODECS
 
 # An upload is a picture: 25 MB holds a 6000×4000 JPEG; past it the request is refused unread.
 MAX_UPLOAD = 25 << 20
@@ -81,10 +82,10 @@ class ChildRender:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self, preset: Path, size: tuple[int, int], device: str) -> str:
-        video = preset.with_suffix(".mp4").name
+    def start(self, preset: Path, size: tuple[int, int], device: str, codec: str = "h264") -> str:
+        video = preset.with_suffix(CODECS[codec].containers[0]).name
         cmd = [sys.executable, "-m", "zoomdream", "render", "--preset", str(preset), "-o", str(self.folder.out / video),
-               "--size", f"{size[0]}x{size[1]}", "--device", device]
+               "--size", f"{size[0]}x{size[1]}", "--device", device, "--codec", codec]
         env = {**os.environ, "ZOOMDREAM_LOG_SECONDS": "1"}  # a progress line a second
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         threading.Thread(target=self._follow, args=(self.proc, video), daemon=True).start()

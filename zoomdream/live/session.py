@@ -18,9 +18,10 @@ import numpy as np
 import torch
 
 from ..base.errors import UserError
-from ..base.settings import parse_size, show
+from ..base.settings import check, parse_size, show
 from ..engine.catalog import LAYERS
 from ..engine.objectives import INPUT, KINDS
+from ..media.codecs import CODECS
 from ..timeline.presets import Preset, load_preset, preset_paths, preset_toml
 from .controls import checked_objective, checked_value, controls
 from .dreaming import LiveDream, Shown, Take
@@ -146,13 +147,14 @@ class Session:
         self.log(f"saved {end} frames as {path}")
         return path
 
-    def render(self, size: Any, source: str) -> dict:
-        """Save, then render that preset in a child process (ChildRender)."""
+    def render(self, size: Any, codec: Any, source: str) -> dict:
+        """Save, then render that preset in a child process (ChildRender) with `codec`."""
         size = self.render_size if size in (None, "") else parse_size(size, "size", source)
+        codec = self.base.codec if codec in (None, "") else check(Preset, "codec", codec, source)
         if self.child.running:
             raise UserError(f"{source}: a render is running", "wait for it to finish")
         preset = self.save()
-        video = self.child.start(preset, size, str(self.device))
+        video = self.child.start(preset, size, str(self.device), codec)
         return {"type": "render", "state": "started", "file": video, "preset": preset.name}
 
     def close(self) -> Path | None:
@@ -189,7 +191,7 @@ def handle(session: Session, msg: Any, source: str) -> dict | None:
         elif kind == "save":
             return {"type": "saved", "file": session.save().name}
         elif kind == "render":
-            return session.render(msg.get("size"), source)
+            return session.render(msg.get("size"), msg.get("codec"), source)
         else:
             raise UserError(f"{source}: unknown message type {show(kind)}",
                             "use set, objective, pause, resume, restart, preset, save or render")
@@ -208,7 +210,8 @@ def hello(session: Session) -> dict:
             "presets": {name: load_preset(name).description for name in preset_paths()}, "preset": base.name,
             "layers": [i.name for i in LAYERS[base.model]], "kinds": [k.syntax for k in KINDS.values()],
             "uploads": sorted(session.folder.uploads), "photo": take.photo, "paused": dream.paused,
-            "size": list(dream.size), "fps": base.fps, "render_size": f"{w}x{h}", "files": sorted(session.folder.files)}
+            "size": list(dream.size), "fps": base.fps, "render_size": f"{w}x{h}", "files": sorted(session.folder.files),
+            "codecs": [{"name": c.name, "help": c.what} for c in CODECS.values()], "codec": base.codec}
 
 
 def _jsonable(values: dict) -> dict:

@@ -125,6 +125,13 @@ function build(hello) {
   $("objective").value = hello.values.objective;
   $("objective").title = "Terms: " + hello.kinds.join(", ") + "; weighted sums like 0.6*features.10 + 0.4*features.14:5";
   $("render-size").value = hello.render_size;
+  const codecs = $("render-codec");
+  codecs.replaceChildren(...hello.codecs.map((c) => {
+    const o = document.createElement("option");
+    o.value = c.name; o.textContent = c.name; o.title = c.help;
+    return o;
+  }));
+  codecs.value = hello.codec;
   showUploads(hello.uploads);
   showFiles(hello.files);
   setPaused(hello.paused);
@@ -262,7 +269,7 @@ $("objective-form").addEventListener("submit", (ev) => { ev.preventDefault(); su
 $("pause").addEventListener("click", () => send({ type: paused ? "resume" : "pause" }));
 $("restart").addEventListener("click", () => send({ type: "restart" }));
 $("save").addEventListener("click", () => send({ type: "save" }));
-$("render").addEventListener("click", () => send({ type: "render", size: $("render-size").value }));
+$("render").addEventListener("click", () => send({ type: "render", size: $("render-size").value, codec: $("render-codec").value }));
 $("preset").addEventListener("change", () => send({ type: "preset", name: $("preset").value }));
 $("snapshot").href = withToken("/snapshot.png");
 $("upload").addEventListener("change", async () => {
