@@ -176,7 +176,8 @@ class Journey:
         data: dict[str, Any] = {
             "name": f"live-{base.name}", "description": f"Recorded with zoomdream live from preset {base.name}",
             "model": base.model, "size": f"{size[0]}x{size[1]}", "fps": fps, "frames": end, "seed": base.seed,
-            "start": base.start, "crf": base.crf, "color": base.color, "warmup": base.warmup,
+            "start": base.start, "codec": base.codec, "pix_fmt": base.pix_fmt,
+            **({} if base.crf is None else {"crf": base.crf}), "color": base.color, "warmup": base.warmup,
             "precision": base.precision, **loop, "cadence": cadence}
         if photo:
             data["photo"] = photo
