@@ -26,7 +26,7 @@ from ..engine.dream import Dreamer
 from ..engine.images import check_min_size, fit, load_image, save_image
 from ..engine.models import load_network, resolve_device
 from ..loops.footage import FootageSettings, FootageState, footage_frames
-from ..loops.zoom import LoopSettings, LoopState, VideoState, start_frame, video_frames
+from ..loops.zoom import LoopSettings, LoopState, VideoState, colour_reference, start_frame, video_frames
 from ..media.audio import CACHE as AUDIO_CACHE
 from ..media.audio import save as save_features
 from ..media.clip import read
@@ -246,8 +246,8 @@ def part_name(pos: int, every: int, output: str | Path = "out.mp4") -> str:
 
 
 def loop_settings(preset: Preset) -> LoopSettings:
-    return LoopSettings(preset.fps, preset.seed, preset.warmup, preset.color_strength if preset.color == "match" else 0,
-                        preset.momentum, preset.cadence)
+    return LoopSettings(preset.fps, preset.seed, preset.warmup, preset.color_strength if preset.color != "off" else 0,
+                        preset.momentum, preset.cadence, colour_reference(preset.color))
 
 
 def _checkpoint(state: RenderState, writer: PartWriter, sdir: Path, digest: str, part: str | None) -> None:

@@ -27,7 +27,7 @@ import torch
 from ..base.errors import UserError, write_error
 
 CHECKPOINT = "checkpoint.pt"
-CHECKPOINT_VERSION = 6
+CHECKPOINT_VERSION = 7
 MAGIC = b"zoomdream-checkpoint\n"
 PENDING = "pending"
 

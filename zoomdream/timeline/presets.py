@@ -59,8 +59,10 @@ class Preset:
                               + ", ".join(f"{c.name} {c.crf[2]}" for c in CODECS.values() if c.crf) + ")")
     loop: bool = setting(False, Kind(bool), "Make the video loop seamlessly")
     loop_seconds: float = setting(1.0, Range(float, 0, 3600, open_lo=True), "Length of the cross-fade closing a loop")
-    # Long zooms otherwise drift dark or washed out; see frames.match_colour.
-    color: str = setting("match", Choice(("match", "off")), "Pull colour statistics toward frame 0's")
+    # Long zooms otherwise drift dark or washed out, or wander with the content; see
+    # loops/zoom.py match_colour and colour_target.
+    color: str = setting("hold", Choice(("hold", "match", "off")), "Hold colour statistics: the dream's own once "
+                         "settled (hold: frame 48's), frame 0's (match: a photo's palette), or off")
     color_strength: float = setting(0.1, Range(float, 0, 1), "How hard colours are pulled each frame")
     warmup: bool = setting(True, Kind(bool), "Dream frame 0 like a still (all octaves), to open on a dream")
     # Each frame's fresh jitter and steps push details back and forth: carried-over change
