@@ -10,10 +10,12 @@ import pytest
 from PIL import Image
 
 import zoomdream
+import zoomdream.api
 from clips import camera_path, song, write_audio, write_clip
 from conftest import assert_user_error, decoded_hashes, run_main
 from zoomdream.base.errors import UserError
 from zoomdream.base.paths import VIDEO_SUFFIXES
+from zoomdream.base.version import VERSION
 from zoomdream.media.clip import probe, read_frames
 from zoomdream.media.codecs import CODECS
 from zoomdream.media.ffmpeg import tags
@@ -115,7 +117,7 @@ def test_tags_keep_any_text(tmp_path):
         assert got["zoomdream"] == text and got["comment"] == "x=y"
 
 
-def test_info_prints_what_render_stored_and_like_makes_the_same_video(tmp_path, photo_file):
+def test_info_prints_what_render_stored_and_like_makes_the_same_video(tmp_path, photo_file, monkeypatch):
     out = tmp_path / "a.mp4"
     preset = tmp_path / "quick.toml"
     preset.write_text('size = "64x64"\n[[segments]]\nsteps = 1\noctaves = 1\nzoom = "1.1 + 0.1*sin(t)"\n')
@@ -132,7 +134,10 @@ def test_info_prints_what_render_stored_and_like_makes_the_same_video(tmp_path, 
     again = tmp_path / "again.mp4"
     r = run_main("render", "--like", out, "-o", again, "-q")
     assert r.returncode == 0, r.stderr
-    assert decoded_hashes(again) == decoded_hashes(out)
+    assert decoded_hashes(again) == decoded_hashes(out) and "note" not in r.stderr
+    monkeypatch.setattr(zoomdream.api, "VERSION", "0.0.1")  # as if another version made it
+    r = run_main("render", "--like", out, "-o", tmp_path / "b.mp4", "-q")
+    assert r.returncode == 0 and f"was made by zoomdream {VERSION}; this is 0.0.1" in r.stderr, r.stderr
     assert_user_error(run_main("render", "--like", out, "-o", tmp_path / "c.mp4", "--seed", "3"), "--seed")
     photo_file.write_bytes(photo_file.read_bytes() + b"\0")  # a changed input
     assert_user_error(run_main("render", "--like", out, "-o", tmp_path / "c.mp4"), "changed", "sha-256")

@@ -1,3 +1,3 @@
 """The version, in one place: the package's, and what every video's settings record."""
 
-VERSION = "0.2.0"  # 0.2: codecs, settings inside every video, render --like
+VERSION = "0.3.0"  # 0.3: colours held over long runs (every zoom's frames change); 0.2: codecs, settings in videos
