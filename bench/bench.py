@@ -51,7 +51,7 @@ from zoomdream.loops.smoothness import Smoothness, frames_smoothness
 from zoomdream.engine.motion import move
 from zoomdream.engine.objectives import parse_objective
 from zoomdream.engine.images import save_image
-from zoomdream.timeline.presets import load_preset, preset_paths
+from zoomdream.timeline.presets import Preset, load_preset, preset_paths
 from zoomdream.timeline.schedule import Param
 from zoomdream.run.jobs import RenderJob
 from zoomdream.run.render import first_input, loop_settings, render
@@ -444,7 +444,7 @@ SOAK_WINDOW = 100  # colour figures: the mean over the 100 frames up to the row 
 SOAK_FAST = 10
 
 
-def dream_probe(preset, device: torch.device) -> Callable[[], float]:
+def dream_probe(preset: Preset, device: torch.device) -> Callable[[], float]:
     """A stopwatch for the machine's speed right now: seconds for one frame's dream (the
     preset's model, objective and steps) on a fixed picture, the median of three. A shared VM's
     speed changes by ±20% from minute to minute (measured), and a fixed convolution did not

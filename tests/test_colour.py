@@ -42,14 +42,17 @@ def test_the_map_moves_colours_least():
     assert (out - mixed).abs().max() < 1e-3  # the floor under both covariances: 4e-4
 
 
+def _push(x: torch.Tensor) -> torch.Tensor:
+    """A stand-in for the dream that pushes the same way every frame: brighter, more contrast, redder."""
+    return (x * torch.tensor([1.02, 1.01, 1.0]).view(1, 3, 1, 1) + 0.002).clamp(0, 1)
+
+
 def _dream_like(frames: int, loop: LoopSettings, integral: bool = True) -> list[torch.Tensor]:
-    """The loop's colour bookkeeping as dream_key does it, with a stand-in for the dream that
-    pushes the same way every frame (brighter, more contrast, redder): colour_stats of each
-    frame shown."""
-    push = torch.tensor([1.02, 1.01, 1.0]).view(1, 3, 1, 1)
+    """The loop's colour bookkeeping as dream_key does it, with `_push` for the dream:
+    colour_stats of each frame shown."""
     state, shown = LoopState(0, _picture(4)), []
     for key in range(frames):
-        d = (state.frame * push + 0.002).clamp(0, 1)
+        d = _push(state.frame)
         stats = colour_stats(d)
         ref, err = colour_state(stats, state, loop, key)
         err = err if integral else None
@@ -61,7 +64,7 @@ def _dream_like(frames: int, loop: LoopSettings, integral: bool = True) -> list[
 
 def test_the_integral_term_takes_a_lasting_push_away():
     loop = LoopSettings(24, 0, color_strength=0.1)
-    ref = colour_stats((_picture(4) * torch.tensor([1.02, 1.01, 1.0]).view(1, 3, 1, 1) + 0.002).clamp(0, 1))
+    ref = colour_stats(_push(_picture(4)))
     pulled = (_dream_like(200, loop, integral=False)[-1] - ref).abs().max()
     held = (_dream_like(200, loop)[-1] - ref).abs().max()
     # A pull alone settles where the push balances it, off by push ÷ strength.

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import zoomdream
-import zoomdream.api
+import zoomdream.run.provenance
 from clips import camera_path, song, write_audio, write_clip
 from conftest import assert_user_error, decoded_hashes, run_main
 from zoomdream.base.errors import UserError
@@ -135,7 +135,7 @@ def test_info_prints_what_render_stored_and_like_makes_the_same_video(tmp_path, 
     r = run_main("render", "--like", out, "-o", again, "-q")
     assert r.returncode == 0, r.stderr
     assert decoded_hashes(again) == decoded_hashes(out) and "note" not in r.stderr
-    monkeypatch.setattr(zoomdream.api, "VERSION", "0.0.1")  # as if another version made it
+    monkeypatch.setattr(zoomdream.run.provenance, "VERSION", "0.0.1")  # as if another version made it
     r = run_main("render", "--like", out, "-o", tmp_path / "b.mp4", "-q")
     assert r.returncode == 0 and f"was made by zoomdream {VERSION}; this is 0.0.1" in r.stderr, r.stderr
     assert_user_error(run_main("render", "--like", out, "-o", tmp_path / "c.mp4", "--seed", "3"), "--seed")

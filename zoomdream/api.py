@@ -16,7 +16,6 @@ gif, resume, overwrite, checkpoint_every, progress) are RenderOptions fields, No
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ import torch
 
 from .base.errors import UserError
 from .base.settings import AtlasOptions, DreamSettings, RenderOptions, StillOptions, build, check, declared
-from .base.version import VERSION
 from .engine.atlas import atlas as make_atlas
 from .engine.catalog import DEFAULT_MODEL, LOGITS, net_info
 from .engine.dream import Dreamer, DreamStats
@@ -185,14 +183,7 @@ def render_like(
     in one line if one of those files is gone or has changed. On the same machine the frames
     are the same."""
     job = like_job(video, output, _render_options(locals()), source)
-    made_by = job.like.get("zoomdream") if job.like else None
-    if made_by != VERSION:  # the settings read back, but the frames are this version's
-        (log or _stderr)(f"note: {video} was made by zoomdream {made_by}; this is {VERSION}, whose frames can differ")
     return render_footage(job, log) if isinstance(job, FootageJob) else render_job(job, log)
-
-
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr)
 
 
 def info(video: str | Path) -> dict[str, Any]:

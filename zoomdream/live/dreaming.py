@@ -24,7 +24,7 @@ from ..base.errors import UserError
 from ..engine.dream import Dreamer
 from ..engine.images import to_uint8
 from ..engine.models import Network, load_network
-from ..loops.zoom import LoopSettings, LoopState, colour_reference, dream_frames
+from ..loops.zoom import LoopSettings, LoopState, colour_hold, dream_frames
 from ..run.render import first_input
 from ..timeline.presets import Preset
 from .journey import OBJECTIVE, Journey
@@ -212,9 +212,8 @@ class LiveDream:
         values = journey.loop(take.state.index)
         k = values["cadence"]
         fps = journey.base.fps
-        loop = LoopSettings(fps, journey.base.seed, journey.base.warmup,
-                            values["color_strength"] if journey.base.color != "off" else 0.0, values["momentum"], k,
-                            colour_reference(journey.base.color))
+        strength, held_from = colour_hold(journey.base.color, values["color_strength"])
+        loop = LoopSettings(fps, journey.base.seed, journey.base.warmup, strength, values["momentum"], k, held_from)
         frames = dream_frames(take.dreamer, journey, take.state, loop)
         spf = None
         last = due = time.perf_counter()

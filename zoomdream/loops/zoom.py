@@ -102,10 +102,11 @@ def colour_target(ref: torch.Tensor, err: torch.Tensor | None, strength: float) 
 SETTLED = 48
 
 
-def colour_reference(mode: str) -> int:
-    """The dreamed frame whose colours a preset's `color` holds: the settled dream's ("hold";
-    pulled toward frame 0's before it), frame 0's ("match": a photo's palette)."""
-    return SETTLED if mode == "hold" else 0
+def colour_hold(mode: str, strength: float) -> tuple[float, int]:
+    """A preset's `color` and `color_strength` as the loop's (color_strength, color_from): the
+    settled dream's colours held from frame 48 ("hold"; pulled toward frame 0's before it),
+    frame 0's from the start ("match": a photo's palette), or no pull ("off")."""
+    return (0.0 if mode == "off" else strength), (SETTLED if mode == "hold" else 0)
 
 
 def _sqrt_spd(c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

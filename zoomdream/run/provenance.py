@@ -13,6 +13,7 @@ import dataclasses
 import json
 import platform
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,15 @@ def check_weights(rec: dict[str, Any], network: Network, path: str | Path) -> No
     if want and network.source.path and sha256(network.source.path) != want:
         raise UserError(f"the {rec['model']} weights at {network.source.path} are not the ones {path} was made with "
                         "(their SHA-256 differs)", "install the original weights, or give them with --weights")
+
+
+def version_note(rec: Mapping[str, Any], path: str | Path | None) -> str | None:
+    """A line for making `path` again under another zoomdream version: its settings read back,
+    but the frames are this version's frame loop (0.3 changed every zoom's colours)."""
+    made_by = rec.get("zoomdream")
+    if made_by == VERSION:
+        return None
+    return f"note: {path} was made by zoomdream {made_by}; this is {VERSION}, whose frames can differ"
 
 
 def describe(rec: dict[str, Any]) -> list[str]:

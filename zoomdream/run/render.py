@@ -26,7 +26,7 @@ from ..engine.dream import Dreamer
 from ..engine.images import check_min_size, fit, load_image, save_image
 from ..engine.models import load_network, resolve_device
 from ..loops.footage import FootageSettings, FootageState, footage_frames
-from ..loops.zoom import LoopSettings, LoopState, VideoState, colour_reference, start_frame, video_frames
+from ..loops.zoom import LoopSettings, LoopState, VideoState, colour_hold, start_frame, video_frames
 from ..media.audio import CACHE as AUDIO_CACHE
 from ..media.audio import save as save_features
 from ..media.clip import read
@@ -36,7 +36,7 @@ from ..media.writer import (Encoder, PartWriter, concat, gif_preview, load_pendi
                             sync_files)
 from ..timeline.presets import Preset
 from .jobs import FootageJob, RenderJob, RenderResult, settings_hash
-from .provenance import check_weights, record, video_tags
+from .provenance import check_weights, record, version_note, video_tags
 from .signals import Stop, with_salvage
 from .state import (CHECKPOINT, PENDING, RenderState, StateLock, Video, clear, load_checkpoint, remove,
                     save_checkpoint, state_dir)
@@ -90,6 +90,9 @@ def run(job: RenderJob, dreamer: Dreamer, fresh: Callable[[], Video], kind: type
     digest = settings_hash(job, dreamer.network)
     if job.like is not None:
         check_weights(job.like, dreamer.network, job.like_path)
+        note = version_note(job.like, job.like_path)
+        if note:
+            log(note)
     tags = video_tags(record(job, dreamer.network, digest))
     if job.frames_dir is not None:
         try:
@@ -246,8 +249,8 @@ def part_name(pos: int, every: int, output: str | Path = "out.mp4") -> str:
 
 
 def loop_settings(preset: Preset) -> LoopSettings:
-    return LoopSettings(preset.fps, preset.seed, preset.warmup, preset.color_strength if preset.color != "off" else 0,
-                        preset.momentum, preset.cadence, colour_reference(preset.color))
+    strength, held_from = colour_hold(preset.color, preset.color_strength)
+    return LoopSettings(preset.fps, preset.seed, preset.warmup, strength, preset.momentum, preset.cadence, held_from)
 
 
 def _checkpoint(state: RenderState, writer: PartWriter, sdir: Path, digest: str, part: str | None) -> None:
