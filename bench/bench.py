@@ -17,12 +17,14 @@ side by side, so they mean more than the absolute seconds.
     live       `zoomdream live`: frames/s shown and control-to-frame latency (256² CPU, 720p GPU)
     look       the step's preconditioning modes: objective rise, fine-grain share, colour, P and E8
     codecs     each codec and pixel format at 512²: PSNR, SSIM, MB per minute, encode ms/frame
+    traffic    bytes a frame moves through memory, op by op, and the floor that sets on a GPU
 
 Run `python bench/bench.py --help` for options (--only, --device, --quick)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -32,7 +34,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -56,8 +58,25 @@ from zoomdream.timeline.schedule import Param
 from zoomdream.run.jobs import RenderJob
 from zoomdream.run.render import first_input, loop_settings, render
 
+import ops  # noqa: E402  (bench/ops.py: the dream op by op)
+
 # The layers the presets use: mobilenet_v2's default, and GoogLeNet's classic inception4c.
 LAYERS = {"mobilenet_v2": "features.13", "googlenet": "inception4c"}
+
+
+@contextlib.contextmanager
+def scoped_env(**values: str) -> Iterator[None]:
+    """Environment variables set for the block (ZOOMDREAM_CUDA_GRAPHS=0: eager on a GPU)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def sync(device: torch.device) -> None:
@@ -905,10 +924,48 @@ def section_live(device: torch.device, quick: bool) -> list[str]:
     return rows
 
 
+# Peak memory bandwidth of the GPUs the docs quote (the vendors' figures for the SXM parts).
+BANDWIDTH = {"H100": 3.35e12, "H200": 4.8e12}
+
+
+def frame_traffic(preset: Preset, device: torch.device) -> ops.Traffic:
+    """Bytes one frame of a preset's zoom moves through memory (the third frame: the first two
+    set up), op by op, the frame dreamed whole as on a GPU and eager (a CUDA graph replays the
+    same kernels, so it moves the same bytes)."""
+    p = replace(preset.with_overrides(frames=3, tile=16384), warmup=False)
+    with scoped_env(ZOOMDREAM_CUDA_GRAPHS="0"):
+        frames = zoomdream.frames(p, device=str(device))
+        next(frames), next(frames)
+        with ops.Traffic() as traffic:
+            next(frames)
+    return traffic
+
+
+def section_traffic(device: torch.device, quick: bool) -> list[str]:
+    """The default preset's memory traffic per frame (bench/ops.py counts each operation's
+    reads and writes), and the time that traffic takes at a GPU's full memory bandwidth: the
+    floor that unfused kernels cannot beat. The same count on any device."""
+    sizes = [(256, 256), (512, 512)] if quick else [(512, 512), (1920, 1080), (3840, 2160)]
+    floors = " | ".join(f"floor on an {gpu} ({bw / 1e12:.2f} TB/s), ms" for gpu, bw in BANDWIDTH.items())
+    rows = [f"| default preset, one frame | GB moved | ops | {floors} |", "|---|---|---|" + "---|" * len(BANDWIDTH)]
+    largest = None
+    for w, h in sizes:
+        t = frame_traffic(load_preset("default").with_overrides(width=w, height=h), device)
+        cells = " | ".join(f"{t.total / bw * 1e3:.2f}" for bw in BANDWIDTH.values())
+        rows.append(f"| {w}×{h} | {t.total / 1e9:.3f} | {sum(t.calls.values())} | {cells} |")
+        print(rows[-1], file=sys.stderr, flush=True)
+        largest = (w, h, t)
+    w, h, t = largest
+    rows += ["", f"| operation ({w}×{h}) | calls per frame | GB | share |", "|---|---|---|---|"]
+    for name, moved in t.by_op.most_common(10):
+        rows.append(f"| {name} | {t.calls[name]} | {moved / 1e9:.3f} | {moved / t.total:.1%} |")
+    return rows
+
+
 SECTIONS = {"overhead": None, "port": section_port, "overlap": section_overlap, "scaling": section_scaling,
             "precision": section_precision, "soak": section_soak, "smoothness": section_smoothness,
             "cadence": section_cadence, "draft": section_draft, "video": section_video, "audio": section_audio,
-            "live": section_live, "look": section_look, "codecs": section_codecs}
+            "live": section_live, "look": section_look, "codecs": section_codecs, "traffic": section_traffic}
 
 
 def machine(device: torch.device) -> str:

@@ -2,26 +2,33 @@
 minutes on an H100/H200 (`make bench-gpu`, which runs bench/gpu.sh). Runs on the CPU too
 (`--device cpu --quick`), which is how this script is checked where no GPU is lent.
 
+    bisect       which operation makes two runs on the device differ: each op of a gradient and
+                 of the frame loop run twice on the same inputs, under each cuDNN setting, and
+                 where two whole gradients first part (bench/ops.py)
     tuning       what the GPU defaults are chosen from: CUDA graphs, tiling, bf16/fp16, strict
                  fp32, cudnn.benchmark, each a whole frame loop at 512², 1080p and 4K, and
                  whether its frames are identical to eager's; x264 presets' speed at 1080p
     speed        the default preset's seconds per frame at 512², 1920×1080 and 3840×2160: the
-                 whole render, the dreaming alone, and the encoder's share
+                 whole render, the dreaming alone, the encoder's share, the bytes a frame moves
+                 and the share of the device's copy bandwidth that makes
     correctness  a default-preset render's frames on the GPU against the CPU's; resume on the
                  GPU gives the identical video; the dream step's gradient on both
     precision    fp32, bf16 and fp16 per step, with their gradient cosine against fp32 on the
                  real weights (bench.py's table), and TF32 against strict IEEE fp32
     overhead     the dream step against the bare forward+backward (bench.py's table)
-    tests        the device-independent test files with every "cpu" run on the GPU"""
+    tests        the device-independent test files with every "cpu" run on the GPU, each test timed
+    roundtrips   where a frame waits for the device: each number read and copy to the host"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import hashlib
+import re
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -32,6 +39,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # noqa: E402  (the CPU benchmark's helpers: timing, test images, tables)
+import ops  # noqa: E402  (the dream op by op: repeats, traffic, round trips)
 
 import zoomdream  # noqa: E402
 from zoomdream.engine.dream import Dreamer  # noqa: E402
@@ -88,7 +96,7 @@ def determinism(device: torch.device, quick: bool) -> list[str]:
     rows = [f"| {device} | gradient twice: max difference | two runs identical | resumed identical "
             f"| s/frame at {hd.width}×{hd.height} |", "|---|---|---|---|---|"]
     for label, graphs in [("CUDA graphs (default)", "1"), ("eager", "0")]:
-        with _env(ZOOMDREAM_CUDA_GRAPHS=graphs):
+        with bench.scoped_env(ZOOMDREAM_CUDA_GRAPHS=graphs):
             d = Dreamer(net)
             g1, g2 = (d.gradient(img, "features.13")[0] for _ in range(2))
             a, b = (list(zoomdream.frames(preset, device=str(device))) for _ in range(2))
@@ -101,10 +109,75 @@ def determinism(device: torch.device, quick: bool) -> list[str]:
     return rows
 
 
+def bisect(device: torch.device, quick: bool) -> list[str]:
+    """Which operation makes two runs on this device differ (bench/ops.py)? Under each cuDNN
+    setting: every op of one dream-step gradient (eager, real weights) run twice on the same
+    inputs, and two whole gradients recorded op by op to find where they first part; then the
+    default preset's frame loop with every op run twice. On the CPU all of it repeats."""
+    img = bench.photo(128 if quick else 256, device)
+    objective = parse_objective("features.13")
+    net = load_network("mobilenet_v2", device=device)
+    settings = [("cuDNN defaults (TF32 convolutions)", {})]
+    if device.type == "cuda":
+        settings += [("cudnn.deterministic", dict(deterministic=True)), ("strict fp32 (no TF32)", dict(tf32=False)),
+                     ("cudnn.deterministic, strict fp32", dict(deterministic=True, tf32=False))]
+    rows = [f"| gradient on {device}, {img.shape[-1]}² | ops | ops that differ when run again | two gradients "
+            "part at |", "|---|---|---|---|"]
+    for label, cudnn in settings:
+        with _cudnn(**cudnn):
+            dreamer = Dreamer(net, graphs=False)
+            dreamer.gradient(img, objective)  # binds the objective: the runs below are alike
+            runs = []
+            for _ in range(2):
+                with ops.Repeats(record=True) as r:
+                    dreamer.gradient(img, objective)
+                runs.append(r)
+        found = runs[0].findings + runs[1].findings
+        rows.append(f"| {label} | {runs[0].ops} | {_findings(found)} | {'; '.join(ops.parting(*(r.calls for r in runs))) or 'nowhere: identical'} |")
+        print(rows[-1], file=sys.stderr, flush=True)
+    preset = replace(load_preset("default").with_overrides(size="96x96" if quick else "192x192", frames=4), warmup=False)
+    with bench.scoped_env(ZOOMDREAM_CUDA_GRAPHS="0"), ops.Repeats() as r:
+        list(zoomdream.frames(preset, device=str(device)))
+    rows += ["", f"| default preset's frame loop on {device}, {preset.width}², {preset.frames} frames, eager | result |",
+             "|---|---|", f"| ops run | {r.ops} |", f"| ops that differ when run again | {_findings(r.findings)} |"]
+    return rows
+
+
+def _findings(found: list) -> str:
+    """Findings grouped by op: how often, the largest difference, the backward node, where."""
+    if not found:
+        return "none"
+    groups: dict[tuple[str, str, str], list[float]] = {}
+    for f in found:
+        groups.setdefault((f.op, f.node, f.where), []).append(f.difference)
+    parts = [f"{op}{' in ' + node if node else ''}{' at ' + where if where else ''}: {len(d)}×, up to {max(d):.1e}"
+             for (op, node, where), d in sorted(groups.items(), key=lambda kv: -len(kv[1]))]
+    return f"{len(found)}: " + "; ".join(parts[:6]) + (f"; and {len(parts) - 6} more" if len(parts) > 6 else "")
+
+
+def roundtrips(device: torch.device, quick: bool) -> list[str]:
+    """Where a frame of the default preset waits for the device: each read of a number and
+    each copy to the host, by the line of zoomdream that asks (bench/ops.py), over frames 3–5
+    of a render's frame loop (CUDA graphs as rendered). On the CPU the list is every such read;
+    there they cost nothing."""
+    n = 3
+    preset = replace(load_preset("default").with_overrides(size="128x128" if quick else "512x512", frames=n + 3),
+                     warmup=False)
+    frames = zoomdream.frames(preset, device=str(device))
+    for _ in range(3):
+        next(frames)
+    with ops.RoundTrips() as trips:
+        for _ in range(n):
+            next(frames)
+    return ops.table(trips.trips.items(), n, f"{device}, {preset.width}²")
+
+
 def speed(device: torch.device, quick: bool) -> list[str]:
     sizes = [(512, 512), (960, 540)] if quick else [(512, 512), (1920, 1080), (3840, 2160)]
+    bandwidth = copy_bandwidth(device, quick)
     rows = [f"| default preset on {device} | frames | render s/frame | dreaming alone s/frame | render ÷ dreaming "
-            "| encoder's share of the wall time |", "|---|---|---|---|---|---|"]
+            "| encoder's share of the wall time | GB per frame (bench/ops.py) | share of the copy bandwidth "
+            f"({bandwidth / 1e12:.2f} TB/s) |", "|---|---|---|---|---|---|---|---|"]
     for w, h in sizes:
         # Long enough that the encoder's queue (8 frames) has filled: the steady state.
         frames = 6 if quick else 24 if w * h <= 300_000 else 72 if w * h <= 2_100_000 else 20
@@ -116,38 +189,34 @@ def speed(device: torch.device, quick: bool) -> list[str]:
                              on_frame=lambda n: stamps.append(time.perf_counter())), log=lambda m: None)
         per_render = statistics.median(b - a for a, b in zip(stamps[2:], stamps[3:]))
         per_dream, _ = _dream_rate(preset, device)
+        moved = bench.frame_traffic(preset, device).total
         rows.append(f"| {w}×{h} | {frames} | {per_render:.4f} | {per_dream:.4f} | {per_render / per_dream:.3f} "
-                    f"| {max(0.0, 1 - per_dream / per_render):.1%} |")
+                    f"| {max(0.0, 1 - per_dream / per_render):.1%} | {moved / 1e9:.2f} "
+                    f"| {moved / per_dream / bandwidth:.0%} |")
         print(rows[-1], file=sys.stderr, flush=True)
     return rows
 
 
-@contextlib.contextmanager
-def _env(**values: str):
-    import os
-
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+def copy_bandwidth(device: torch.device, quick: bool) -> float:
+    """Bytes per second that copying a large tensor on the device moves (read and write): the
+    memory bandwidth the chip delivers in practice, the yardstick for the dream's traffic."""
+    x = torch.ones(2**24 if quick else 2**29, device=device)  # 2 GB: far past any cache
+    y = torch.empty_like(x)
+    seconds = bench.median_seconds(lambda: y.copy_(x), device, 2, 5 if quick else 10)
+    return 2 * x.nbytes / seconds
 
 
 @contextlib.contextmanager
-def _cudnn(benchmark: bool = False, tf32: bool | None = None):
-    old = torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.benchmark = benchmark
+def _cudnn(benchmark: bool = False, tf32: bool | None = None, deterministic: bool = False):
+    cudnn = torch.backends.cudnn
+    old = cudnn.benchmark, cudnn.allow_tf32, cudnn.deterministic
+    cudnn.benchmark, cudnn.deterministic = benchmark, deterministic
     if tf32 is not None:
-        torch.backends.cudnn.allow_tf32 = tf32
+        cudnn.allow_tf32 = tf32
     try:
         yield
     finally:
-        torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32 = old
+        cudnn.benchmark, cudnn.allow_tf32, cudnn.deterministic = old
 
 
 def _dream_rate(preset, device: torch.device) -> tuple[float, list[np.ndarray]]:
@@ -184,7 +253,7 @@ def tuning(device: torch.device, quick: bool) -> list[str]:
         first = None
         for label, env, over, cudnn in variants:
             try:
-                with _env(ZOOMDREAM_CUDA_GRAPHS=env["graphs"]), _cudnn(**cudnn):
+                with bench.scoped_env(ZOOMDREAM_CUDA_GRAPHS=env["graphs"]), _cudnn(**cudnn):
                     t, _ = _dream_rate(base.with_overrides(**over) if over else base, device)
             except Exception as e:  # a variant that fails is a finding, not the end of the run
                 rows.append(f"| {label} | {w}×{h} | failed: {type(e).__name__}: {str(e)[:120]} | |")
@@ -235,34 +304,50 @@ TEST_FILES = ["tests/test_dream.py", "tests/test_motion.py", "tests/test_render.
               "tests/test_style_content.py", "tests/test_footage.py"]
 
 
-def tests(device: torch.device, quick: bool) -> list[str]:
+def tests(device: torch.device, quick: bool, budget: float = 240.0) -> list[str]:
     """The tests that do not depend on the device, with every "cpu" in them run on `device`
     (ZOOMDREAM_FORCE_DEVICE, subprocesses included). Those that compare against the CPU's own
-    numbers may fail there for that reason alone: the failures are listed, not hidden."""
+    numbers may fail there for that reason alone: the failures are listed, not hidden. Each
+    test's time is taken as its result line arrives, so a run stopped at `budget` seconds still
+    says which tests took it (on an H200 the files did not finish in 200 s; 152 s on a 2-core
+    CPU)."""
     import os
-    import re
     import subprocess
 
     root = Path(__file__).resolve().parents[1]
     files = TEST_FILES[:2] if quick else TEST_FILES
-    env = dict(os.environ, ZOOMDREAM_FORCE_DEVICE=str(device))
-    t0 = time.perf_counter()
-    try:
-        timeout = ["--timeout=120"] if _has_timeout() else []
-        r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rf", "-p", "no:cacheprovider", "-o", "addopts=",
-                            *timeout, *files], cwd=root, env=env, capture_output=True, text=True, timeout=210)
-        out = r.stdout + r.stderr
-    except subprocess.TimeoutExpired as e:
-        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-        dots = re.compile(r"[.FEsx]+\s*(\[\s*\d+%\])?")
-        progress = "".join(ln.split(" [")[0] for ln in out.splitlines() if dots.fullmatch(ln))
-        out += (f"\nstopped after {e.timeout:.0f} s: {progress.count('.')} passed, {progress.count('F')} failed, "
-                f"{progress.count('E')} errors so far")
-    summary = next((ln for ln in reversed(out.splitlines()) if re.search(r"\d+ (passed|failed)", ln)), "no summary")
-    failed = sorted(set(re.findall(r"^FAILED (\S+)", out, re.M)))
+    env = dict(os.environ, ZOOMDREAM_FORCE_DEVICE=str(device), PYTHONUNBUFFERED="1")
+    timeout = ["--timeout=120"] if _has_timeout() else []
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-v", "-rf", "-p", "no:cacheprovider", "-o", "addopts=",
+                             *timeout, *files], cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    t0 = last = time.perf_counter()
+    took: list[tuple[float, str]] = []
+    outcome: dict[str, int] = {}
+    lines: list[str] = []
+    timer = threading.Timer(budget, proc.kill)
+    timer.start()
+    for line in proc.stdout:  # type: ignore[union-attr]
+        lines.append(line)
+        m = re.match(r"(\S+::\S+) (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)", line)
+        if m:
+            now = time.perf_counter()
+            took.append((now - last, m[1]))
+            outcome[m[2]] = outcome.get(m[2], 0) + 1
+            last = now
+    proc.wait()
+    stopped = not timer.is_alive() and proc.returncode < 0
+    timer.cancel()
+    seconds = time.perf_counter() - t0
+    counts = ", ".join(f"{n} {k.lower()}" for k, n in outcome.items()) or "no results"
     rows = [f"| tests on {device} ({', '.join(Path(f).stem for f in files)}) | result |", "|---|---|",
-            f"| pytest, {time.perf_counter() - t0:.0f} s | {summary.strip('= ')} |"]
-    rows += [f"| failed | {name} |" for name in failed]
+            f"| pytest, {seconds:.0f} s{f' (stopped at {budget:.0f} s)' if stopped else ''} | {counts} |"]
+    rows += [f"| failed | {name} |" for name in sorted(set(re.findall(r"^FAILED (\S+)", "".join(lines), re.M)))]
+    rows += [f"| slowest: {t:.1f} s | {name}{' (with pytest starting)' if took and name == took[0][1] else ''} |"
+             for t, name in sorted(took, reverse=True)[:10]]
+    if stopped:  # with -v a test's name is printed when it starts, its result when it ends
+        running = lines[-1].split()[0] if lines and "::" in lines[-1] and not lines[-1].endswith("\n") else "?"
+        rows.append(f"| running when stopped, for {t0 + seconds - last:.0f} s | {running} |")
     return rows
 
 
@@ -293,8 +378,9 @@ def precision(device: torch.device, quick: bool) -> list[str]:
     return rows
 
 
-SECTIONS = {"tuning": tuning, "determinism": determinism, "speed": speed, "correctness": correctness,
-            "precision": precision, "overhead": lambda d, q: bench.section_overhead(d, [512, 1024], q), "tests": tests}
+SECTIONS = {"bisect": bisect, "tuning": tuning, "determinism": determinism, "speed": speed, "correctness": correctness,
+            "precision": precision, "overhead": lambda d, q: bench.section_overhead(d, [512, 1024], q), "tests": tests,
+            "roundtrips": roundtrips}
 
 
 def main() -> None:
