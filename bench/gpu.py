@@ -114,7 +114,7 @@ def bisect(device: torch.device, quick: bool) -> list[str]:
     setting: every op of one dream-step gradient (eager, real weights) run twice on the same
     inputs, and two whole gradients recorded op by op to find where they first part; then the
     default preset's frame loop with every op run twice. On the CPU all of it repeats."""
-    img = bench.photo(128 if quick else 256, device)
+    img = bench.test_image(128 if quick else 256, device)  # any picture: it needs no scikit-image
     objective = parse_objective("features.13")
     net = load_network("mobilenet_v2", device=device)
     settings = [("cuDNN defaults (TF32 convolutions)", {})]
@@ -276,6 +276,7 @@ def tuning(device: torch.device, quick: bool) -> list[str]:
 def encoder(quick: bool) -> list[str]:
     """x264 presets at 1920×1080 on this machine's CPU: frames per second through the Encoder
     the renders use (crf 18), on real dreamed frames (noise would be slower than any video)."""
+    from zoomdream.media.codecs import CODECS
     from zoomdream.media.writer import Encoder
 
     base = replace(load_preset("default").with_overrides(width=480, height=270, frames=8), warmup=False)
@@ -284,7 +285,7 @@ def encoder(quick: bool) -> list[str]:
             "|---|---|"]
     for preset in (["medium", "veryfast"] if quick else ["medium", "faster", "veryfast", "superfast"]):
         with tempfile.TemporaryDirectory() as tmp:
-            enc = Encoder(Path(tmp) / "e.mp4", 1920, 1080, 24, preset=preset)
+            enc = Encoder(Path(tmp) / "e.mp4", 1920, 1080, 24, codec=CODECS["h264"].args("yuv420p", 18, preset, ".mp4"))
             t0 = time.perf_counter()
             for _ in range(6):
                 for f in frames:

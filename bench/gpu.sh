@@ -16,7 +16,11 @@ fi
 export PYTHONPATH="$PWD:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
 python3 - <<'PY' || { echo "bench/gpu.sh: a package is missing: run 'make gpu-wheels' where pip has internet and carry .whl/" >&2; exit 2; }
 import imageio_ffmpeg, simpleeval, torch, torchvision, cv2, typer, rich  # noqa: F401
-from zoomdream.models import package_weight_file
+from zoomdream.engine.weights import package_weight_file
 assert package_weight_file("mobilenet_v2-b0353104.pth") is not None, "no offline weights package"
+import importlib.util, sys
+if importlib.util.find_spec("skimage") is None:  # a dev dependency: the photo of correctness, precision, overhead
+    print("bench/gpu.sh: no scikit-image here: the sections that take its photo (correctness, precision, "
+          "overhead, tuning's last row) will fail; bisect, speed, determinism and tests do not need it", file=sys.stderr)
 PY
 exec python3 bench/gpu.py "$@"

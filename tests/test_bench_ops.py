@@ -72,3 +72,17 @@ def test_the_dream_net_runs_no_copy_per_activation():
     with ops.Traffic() as t:
         Dreamer(net).gradient(torch.rand(1, 3, 64, 64), "features.13")
     assert t.calls["hardtanh"] > 20 and t.calls["clone"] <= 2 and "hardtanh_" not in t.calls
+
+
+def test_the_gpu_script_runs_where_no_gpu_is_lent():
+    # The next session lent a GPU has 15 minutes of it for bench/gpu.sh: a script that stops at
+    # its first import (it named zoomdream.models after the redesign) loses them all.
+    import os
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    r = subprocess.run(["bash", "bench/gpu.sh", "--device", "cpu", "--quick", "--only", "roundtrips"], cwd=root,
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "## roundtrips" in r.stdout and "zoomdream/loops/zoom.py" in r.stdout
