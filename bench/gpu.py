@@ -121,8 +121,8 @@ def bisect(device: torch.device, quick: bool) -> list[str]:
     if device.type == "cuda":
         settings += [("cudnn.deterministic", dict(deterministic=True)), ("strict fp32 (no TF32)", dict(tf32=False)),
                      ("cudnn.deterministic, strict fp32", dict(deterministic=True, tf32=False))]
-    rows = [f"| gradient on {device}, {img.shape[-1]}² | ops | ops that differ when run again | two gradients "
-            "part at |", "|---|---|---|---|"]
+    rows = [f"| gradient on {device}, {img.shape[-1]}² | ops | ops that differ when run again (over two gradients) "
+            "| two gradients part at |", "|---|---|---|---|"]
     for label, cudnn in settings:
         with _cudnn(**cudnn):
             dreamer = Dreamer(net, graphs=False)
@@ -313,20 +313,30 @@ def tests(device: torch.device, quick: bool, budget: float = 240.0) -> list[str]
     says which tests took it (on an H200 the files did not finish in 200 s; 152 s on a 2-core
     CPU)."""
     import os
+    import signal
     import subprocess
 
     root = Path(__file__).resolve().parents[1]
     files = TEST_FILES[:2] if quick else TEST_FILES
     env = dict(os.environ, ZOOMDREAM_FORCE_DEVICE=str(device), PYTHONUNBUFFERED="1")
     timeout = ["--timeout=120"] if _has_timeout() else []
+    if device.type == "cuda":
+        torch.cuda.empty_cache()  # the memory earlier sections cached, for the tests' processes
+    # A session of its own, so that stopping it stops the renders and encoders it started too.
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-v", "-rf", "-p", "no:cacheprovider", "-o", "addopts=",
                              *timeout, *files], cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True, errors="replace", start_new_session=True)
     t0 = last = time.perf_counter()
     took: list[tuple[float, str]] = []
     outcome: dict[str, int] = {}
     lines: list[str] = []
-    timer = threading.Timer(budget, proc.kill)
+    stopped = threading.Event()
+
+    def stop() -> None:
+        stopped.set()
+        os.killpg(proc.pid, signal.SIGKILL)
+
+    timer = threading.Timer(budget, stop)
     timer.start()
     for line in proc.stdout:  # type: ignore[union-attr]
         lines.append(line)
@@ -337,16 +347,16 @@ def tests(device: torch.device, quick: bool, budget: float = 240.0) -> list[str]
             outcome[m[2]] = outcome.get(m[2], 0) + 1
             last = now
     proc.wait()
-    stopped = not timer.is_alive() and proc.returncode < 0
     timer.cancel()
+    cut = stopped.is_set()
     seconds = time.perf_counter() - t0
     counts = ", ".join(f"{n} {k.lower()}" for k, n in outcome.items()) or "no results"
     rows = [f"| tests on {device} ({', '.join(Path(f).stem for f in files)}) | result |", "|---|---|",
-            f"| pytest, {seconds:.0f} s{f' (stopped at {budget:.0f} s)' if stopped else ''} | {counts} |"]
+            f"| pytest, {seconds:.0f} s{f' (stopped at {budget:.0f} s)' if cut else ''} | {counts} |"]
     rows += [f"| failed | {name} |" for name in sorted(set(re.findall(r"^FAILED (\S+)", "".join(lines), re.M)))]
     rows += [f"| slowest: {t:.1f} s | {name}{' (with pytest starting)' if took and name == took[0][1] else ''} |"
              for t, name in sorted(took, reverse=True)[:10]]
-    if stopped:  # with -v a test's name is printed when it starts, its result when it ends
+    if cut:  # with -v a test's name is printed when it starts, its result when it ends
         running = lines[-1].split()[0] if lines and "::" in lines[-1] and not lines[-1].endswith("\n") else "?"
         rows.append(f"| running when stopped, for {t0 + seconds - last:.0f} s | {running} |")
     return rows

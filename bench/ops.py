@@ -14,6 +14,7 @@ bench/gpu.py runs them on CUDA."""
 from __future__ import annotations
 
 import hashlib
+import os
 import traceback
 from collections import Counter
 from collections.abc import Iterable
@@ -24,7 +25,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_map
 
-PACKAGE = str(Path(__file__).resolve().parents[1] / "zoomdream")
+PACKAGE = os.path.realpath(Path(__file__).resolve().parents[1] / "zoomdream")
 # Ops whose output is meant to differ run to run (random draws advance their generator) or is
 # uninitialised memory: not findings.
 UNREPEATABLE = ("rand", "normal", "bernoulli", "uniform", "exponential", "empty", "dropout")
@@ -51,9 +52,14 @@ def max_difference(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).abs().max()) if a.numel() else 0.0
 
 
+# Ops that return the same memory under another shape without saying so in their schema.
+UNDECLARED_VIEWS = ("aten::_unsafe_view", "aten::_reshape_alias", "aten::lift_fresh")
+
+
 def is_view(func: torch._ops.OpOverload) -> bool:
     """Returns an alias of an input without writing it (view, permute, detach…): moves no data."""
-    return any(r.alias_info is not None and not r.alias_info.is_write for r in func._schema.returns)
+    return func.name() in UNDECLARED_VIEWS or \
+        any(r.alias_info is not None and not r.alias_info.is_write for r in func._schema.returns)
 
 
 def mutates(func: torch._ops.OpOverload) -> bool:
@@ -85,8 +91,9 @@ def autograd_node() -> str:
 def caller() -> str:
     """The innermost line of zoomdream on the stack (file:line function), or "" outside it."""
     for frame in reversed(traceback.extract_stack()[:-2]):
-        if frame.filename.startswith(PACKAGE):
-            return f"{Path(frame.filename).relative_to(Path(PACKAGE).parent)}:{frame.lineno} {frame.name}"
+        path = os.path.realpath(frame.filename)  # the checkout may sit under a symlink
+        if path.startswith(PACKAGE):
+            return f"{Path(path).relative_to(Path(PACKAGE).parent)}:{frame.lineno} {frame.name}"
     return ""
 
 
@@ -125,13 +132,11 @@ class Repeats(TorchDispatchMode):
         if any(w in name for w in UNREPEATABLE) or func is torch.ops.aten._local_scalar_dense.default:
             out = func(*args, **kwargs)
         else:
-            if mutates(func):  # run the copy on clones, so both see the inputs as they were
-                args2, kwargs2 = tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x, (args, kwargs))
-            else:
-                args2, kwargs2 = args, kwargs
+            args2, kwargs2 = (_clones(args, kwargs) if mutates(func) else (args, kwargs))
             out = func(*args, **kwargs)
             again = func(*args2, **kwargs2)
-            a, b = tensors((out, args, kwargs)), tensors((again, args2, kwargs2))
+            a = tensors((out, written(func, args, kwargs)))
+            b = tensors((again, written(func, args2, kwargs2)))
             if any(not torch.equal(bits(x), bits(y)) for x, y in zip(a, b)):
                 diff = max(max_difference(x, y) for x, y in zip(a, b))
                 self.findings.append(Finding(self.ops, describe(func, args, kwargs), autograd_node(), diff, caller()))
@@ -140,6 +145,30 @@ class Repeats(TorchDispatchMode):
                                    tuple(digest(t) for t in tensors(out))))
         self.ops += 1
         return out
+
+
+def _clones(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """Copies of an op's tensor arguments for a second run, so that both runs see the inputs as
+    they were; one copy per tensor, so x.add_(x) stays one tensor twice."""
+    copies: dict[int, torch.Tensor] = {}
+
+    def one(x: object) -> object:
+        if not isinstance(x, torch.Tensor):
+            return x
+        if id(x) not in copies:
+            copies[id(x)] = x.clone()
+        return copies[id(x)]
+
+    return tree_map(one, (args, kwargs))
+
+
+def written(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> list[object]:
+    """The arguments an op writes (its schema's Tensor(a!)): with its outputs, what it changes."""
+    out = []
+    for i, a in enumerate(func._schema.arguments):
+        if a.alias_info is not None and a.alias_info.is_write:
+            out.append(args[i] if i < len(args) else kwargs.get(a.name))
+    return out
 
 
 def parting(a: list[Call], b: list[Call]) -> list[str]:
@@ -201,9 +230,12 @@ class Traffic(TorchDispatchMode):
 
 def _read(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> tuple:
     """The arguments an op reads. A convolution's backward for the input's gradient alone
-    (frozen weights: the dream's case) is given the input for its shape only."""
+    (frozen weights: the dream's case) is given the input for its shape only; copy_ only
+    writes its destination."""
     if func is torch.ops.aten.convolution_backward.default and not args[10][1]:
         return (args[0], args[2]), kwargs
+    if func.name() == "aten::copy_":  # writes its destination without reading it
+        return args[1:], kwargs
     return args, kwargs
 
 

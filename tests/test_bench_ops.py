@@ -42,6 +42,15 @@ def test_repeats_finds_the_op_that_does_not_repeat_and_where_two_runs_part():
     assert len(parted) == 1 and "zoomdream_test::drifts" in parted[0] and "same inputs, other outputs" in parted[0]
 
 
+def test_repeats_runs_ops_that_write_their_inputs_on_copies_that_alias_alike():
+    x, y = torch.rand(64), torch.empty(64)
+    with ops.Repeats() as r:
+        x.add_(x)  # one tensor twice: its copy must be one tensor twice too
+        torch.mul(x, 3, out=y)
+        y.copy_(x)
+    assert r.ops == 3 and r.findings == []
+
+
 def test_the_dream_gradient_repeats_op_by_op_on_the_cpu():
     net = load_network("mobilenet_v2", device="cpu")
     img = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(0))
@@ -62,7 +71,8 @@ def test_traffic_counts_reads_and_writes_and_views_move_nothing():
         a.view(10, 100).t()  # views
         a + b  # reads 2 × 4000 bytes, writes 4000
         a * a  # reads a once
-    assert t.by_op == {"add.Tensor": 12000, "mul.Tensor": 8000}
+        b.copy_(a)  # reads a, writes b
+    assert t.by_op == {"add.Tensor": 12000, "mul.Tensor": 8000, "copy_": 8000}
 
 
 def test_the_dream_net_runs_no_copy_per_activation():
