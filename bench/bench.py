@@ -37,10 +37,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import zoomdream
 from zoomdream.base.settings import FRAME_DREAM, DreamSettings
@@ -546,7 +548,8 @@ def section_soak(device: torch.device, quick: bool) -> list[str]:
     # Speed counts one way: a long run must not make a frame cost more; a faster row is the
     # shared machine (over one 10,000-frame run every row was 8–33% faster than frame 500's).
     slowest = max(table[f][3] / ref[3] - 1 for f in rows)
-    out_rows = ["| frame | " + " | ".join(names) + " | median s/frame | median ÷ probe |", "|---" * (len(names) + 3) + "|"]
+    out_rows = ["| frame | " + " | ".join(names) + " | median s/frame | median ÷ probe |",
+                "|---" * (len(names) + 3) + "|"]
     for f in rows:
         out_rows.append(f"| {f} | " + " | ".join(f"{v:.4g} ({v / ref[i] - 1:+.1%})" if f != rows[0] else f"{v:.4g}"
                                                    for i, v in enumerate(table[f]))
@@ -635,11 +638,11 @@ def section_precision(device: torch.device, quick: bool) -> list[str]:
     """mobilenet_v2 with its real weights on a real photo, where gradient agreement says
     something about the dreams; googlenet with random weights, for the timings."""
     half = "fp16" if device.type == "cuda" else "bf16"
-    variants = [("fp32", False, "fp32"), ("fp32", True, "fp32 + channels_last"),
-                ("bf16", False, "bf16 autocast"), ("bf16", True, "bf16 autocast + channels_last")]
+    variants = [("fp32", False, False, "fp32"), ("fp32", True, False, "fp32 + channels_last"),
+                ("bf16", False, False, "bf16 autocast"), ("bf16", True, False, "bf16 autocast + channels_last")]
     if device.type == "cuda":
-        variants += [("fp16", False, "fp16 autocast"), ("fp16", True, "fp16 autocast + channels_last")]
-    variants += [(half, True, f"{half} autocast + channels_last, first two stages fp32")]
+        variants += [("fp16", False, False, "fp16 autocast"), ("fp16", True, False, "fp16 autocast + channels_last")]
+    variants += [(half, True, True, f"{half} autocast + channels_last, first two stages fp32")]
     rows = ["| model | size | format | ms/step | vs fp32 | gradient cosine | sign agreement |",
             "|---|---|---|---|---|---|---|"]
     size = 512
@@ -648,9 +651,9 @@ def section_precision(device: torch.device, quick: bool) -> list[str]:
         pretrained = model_name == "mobilenet_v2"
         objective = parse_objective(layer)
         dreamers, random_state = {}, None
-        for precision, cl, label in variants:
+        for precision, cl, head, label in variants:
             network = load_network(model_name, device=device, pretrained=pretrained, channels_last=cl)
-            if "first two stages" in label:
+            if head:
                 float32_head(network, HEAD[model_name])
             if not pretrained:  # the same random weights for every variant
                 random_state = random_state or network.module.state_dict()
@@ -950,17 +953,27 @@ def section_live(device: torch.device, quick: bool) -> list[str]:
 BANDWIDTH = {"H100": 3.35e12, "H200": 4.8e12}
 
 
+M = TypeVar("M", bound=TorchDispatchMode)
+
+
+def watched_frames(mode: M, preset: Preset, device: torch.device, skip: int, count: int) -> M:
+    """`mode` (bench/ops.py) over `count` frames of a preset's frame loop, after `skip` frames
+    that set it up (the network loaded, CUDA graphs captured)."""
+    frames = zoomdream.frames(replace(preset.with_overrides(frames=skip + count), warmup=False), device=str(device))
+    for _ in range(skip):
+        next(frames)
+    with mode:
+        for _ in range(count):
+            next(frames)
+    return mode
+
+
 def frame_traffic(preset: Preset, device: torch.device) -> ops.Traffic:
     """Bytes one frame of a preset's zoom moves through memory (the third frame: the first two
     set up), op by op, the frame dreamed whole as on a GPU and eager (a CUDA graph replays the
     same kernels, so it moves the same bytes)."""
-    p = replace(preset.with_overrides(frames=3, tile=16384), warmup=False)
     with scoped_env(ZOOMDREAM_CUDA_GRAPHS="0"):
-        frames = zoomdream.frames(p, device=str(device))
-        next(frames), next(frames)
-        with ops.Traffic() as traffic:
-            next(frames)
-    return traffic
+        return watched_frames(ops.Traffic(), preset.with_overrides(tile=16384), device, 2, 1)
 
 
 def section_traffic(device: torch.device, quick: bool) -> list[str]:

@@ -132,13 +132,14 @@ def bisect(device: torch.device, quick: bool) -> list[str]:
                 with ops.Repeats(record=True) as r:
                     dreamer.gradient(img, objective)
                 runs.append(r)
-        found = runs[0].findings + runs[1].findings
-        rows.append(f"| {label} | {runs[0].ops} | {_findings(found)} | {'; '.join(ops.parting(*(r.calls for r in runs))) or 'nowhere: identical'} |")
+        parted = "; ".join(ops.parting(runs[0].calls, runs[1].calls)) or "nowhere: identical"
+        rows.append(f"| {label} | {runs[0].ops} | {_findings(runs[0].findings + runs[1].findings)} | {parted} |")
         print(rows[-1], file=sys.stderr, flush=True)
-    preset = replace(load_preset("default").with_overrides(size="96x96" if quick else "192x192", frames=4), warmup=False)
-    with bench.scoped_env(ZOOMDREAM_CUDA_GRAPHS="0"), ops.Repeats() as r:
-        list(zoomdream.frames(preset, device=str(device)))
-    rows += ["", f"| default preset's frame loop on {device}, {preset.width}², {preset.frames} frames, eager | result |",
+    size, n = 96 if quick else 192, 4
+    with bench.scoped_env(ZOOMDREAM_CUDA_GRAPHS="0"):
+        r = bench.watched_frames(ops.Repeats(), load_preset("default").with_overrides(width=size, height=size),
+                                 device, 0, n)
+    rows += ["", f"| default preset's frame loop on {device}, {size}², {n} frames, eager | result |",
              "|---|---|", f"| ops run | {r.ops} |", f"| ops that differ when run again | {_findings(r.findings)} |"]
     return rows
 
@@ -160,16 +161,10 @@ def roundtrips(device: torch.device, quick: bool) -> list[str]:
     each copy to the host, by the line of zoomdream that asks (bench/ops.py), over frames 3–5
     of a render's frame loop (CUDA graphs as rendered). On the CPU the list is every such read;
     there they cost nothing."""
-    n = 3
-    preset = replace(load_preset("default").with_overrides(size="128x128" if quick else "512x512", frames=n + 3),
-                     warmup=False)
-    frames = zoomdream.frames(preset, device=str(device))
-    for _ in range(3):
-        next(frames)
-    with ops.RoundTrips() as trips:
-        for _ in range(n):
-            next(frames)
-    return ops.table(trips.trips.items(), n, f"{device}, {preset.width}²")
+    n, size = 3, 128 if quick else 512
+    trips = bench.watched_frames(ops.RoundTrips(), load_preset("default").with_overrides(width=size, height=size),
+                                 device, 3, n)
+    return ops.table(trips.trips.items(), n, f"{device}, {size}²")
 
 
 def speed(device: torch.device, quick: bool) -> list[str]:

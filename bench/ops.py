@@ -62,10 +62,6 @@ def is_view(func: torch._ops.OpOverload) -> bool:
         any(r.alias_info is not None and not r.alias_info.is_write for r in func._schema.returns)
 
 
-def mutates(func: torch._ops.OpOverload) -> bool:
-    return any(a.alias_info is not None and a.alias_info.is_write for a in func._schema.arguments)
-
-
 def describe(func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> str:
     """The op, its tensors' shapes and dtypes and its other arguments (a conv's groups say which
     kind it is), in one short line."""
@@ -109,7 +105,6 @@ class Call:
 
 @dataclass
 class Finding:
-    index: int  # the op's position in the run
     op: str
     node: str
     difference: float  # largest |a − b| over its outputs
@@ -132,14 +127,14 @@ class Repeats(TorchDispatchMode):
         if any(w in name for w in UNREPEATABLE) or func is torch.ops.aten._local_scalar_dense.default:
             out = func(*args, **kwargs)
         else:
-            args2, kwargs2 = (_clones(args, kwargs) if mutates(func) else (args, kwargs))
+            args2, kwargs2 = _clones(args, kwargs) if written(func, args, kwargs) else (args, kwargs)
             out = func(*args, **kwargs)
             again = func(*args2, **kwargs2)
             a = tensors((out, written(func, args, kwargs)))
             b = tensors((again, written(func, args2, kwargs2)))
             if any(not torch.equal(bits(x), bits(y)) for x, y in zip(a, b)):
                 diff = max(max_difference(x, y) for x, y in zip(a, b))
-                self.findings.append(Finding(self.ops, describe(func, args, kwargs), autograd_node(), diff, caller()))
+                self.findings.append(Finding(describe(func, args, kwargs), autograd_node(), diff, caller()))
         if self.record:
             self.calls.append(Call(describe(func, args, kwargs), autograd_node(), inputs,
                                    tuple(digest(t) for t in tensors(out))))
