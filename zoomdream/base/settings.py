@@ -256,7 +256,7 @@ def _start(v: Any, path: str, source: str) -> str:
 # ("natural") is pooled over the whole image, so gradient ascent on it alone finds a faint
 # pattern that fools the network at one exact scale and position; random rescaling and
 # rotation each step make only what survives them (a shape) pay, and more, larger steps let
-# the shape form: measured on five classes from noise (scripts/class_images.py), each stays
+# the shape form: measured on five classes from noise (tests/test_style_content.py), each stays
 # the network's first choice over random views. Content terms alone ("match") pull toward a
 # target; a step of fixed size circles a minimum, so theirs falls within each octave, and
 # inverting a photo takes many. Style alone ("texture") matches statistics that a step of

@@ -14,8 +14,6 @@ from pathlib import Path
 from ..base.errors import UserError
 from ..base.settings import COMMAND_LINE, error, path_of
 
-# Web-safe first: what browsers, phones and every editor play.
-PIX_FMTS = ("auto", "yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le", "rgb")
 MP4_FAMILY = (".mp4", ".mov")  # the ISO family: an index (moov) to move before the data
 
 
@@ -73,6 +71,10 @@ CODECS = {c.name: c for c in (
     Codec("ffv1", "ffv1", ("rgb", "yuv444p", "yuv420p"), (".mkv",), None,
           "FFV1: lossless (rgb keeps every pixel exactly), for archives"),
 )}
+
+
+# Every format some codec takes, web-safe first: what browsers, phones and every editor play.
+PIX_FMTS = ("auto", *dict.fromkeys(f for c in CODECS.values() for f in c.pix_fmts))
 
 
 def container(output: str | Path) -> str:
