@@ -616,33 +616,15 @@ def section_codecs(device: torch.device, quick: bool) -> list[str]:
 # precision: is a faster format still the same dream?
 
 
-def float32_head(network: Network, stages: list[str]) -> Network:
-    """The network with these trunk stages run outside autocast, in float32. At fp16 most of
-    the gradient's error comes from mobilenet_v2's features.0 and .1, which hold 16% of its
-    activations (CPU autocast, 256² photo: cosine 0.9855 all fp16, 0.9964 from features.2)."""
-    for name in stages:
-        module = network.module.get_submodule(name)
-
-        def forward(x: torch.Tensor, inner=module.forward) -> torch.Tensor:
-            with torch.autocast(x.device.type, enabled=False):
-                return inner(x.float())
-
-        module.forward = forward
-    return network
-
-
-HEAD = {"mobilenet_v2": ["features.0", "features.1"], "googlenet": ["conv1", "conv2"]}
-
-
 def section_precision(device: torch.device, quick: bool) -> list[str]:
     """mobilenet_v2 with its real weights on a real photo, where gradient agreement says
     something about the dreams; googlenet with random weights, for the timings."""
-    half = "fp16" if device.type == "cuda" else "bf16"
-    variants = [("fp32", False, False, "fp32"), ("fp32", True, False, "fp32 + channels_last"),
-                ("bf16", False, False, "bf16 autocast"), ("bf16", True, False, "bf16 autocast + channels_last")]
-    if device.type == "cuda":
-        variants += [("fp16", False, False, "fp16 autocast"), ("fp16", True, False, "fp16 autocast + channels_last")]
-    variants += [(half, True, True, f"{half} autocast + channels_last, first two stages fp32")]
+    # (precision, channels_last, float32 head, label): half precision keeps the layers at stride
+    # ≤ 2 in float32 (catalog.float32_layers); the "every layer" rows show what that buys.
+    variants = [("fp32", False, True, "fp32"), ("fp32", True, True, "fp32 + channels_last")]
+    for half in ("bf16", "fp16") if device.type == "cuda" else ("bf16",):
+        variants += [(half, False, True, f"{half} autocast"), (half, True, True, f"{half} autocast + channels_last"),
+                     (half, True, False, f"{half} autocast + channels_last, every layer {half}")]
     rows = ["| model | size | format | ms/step | vs fp32 | gradient cosine | sign agreement |",
             "|---|---|---|---|---|---|---|"]
     size = 512
@@ -653,8 +635,7 @@ def section_precision(device: torch.device, quick: bool) -> list[str]:
         dreamers, random_state = {}, None
         for precision, cl, head, label in variants:
             network = load_network(model_name, device=device, pretrained=pretrained, channels_last=cl)
-            if head:
-                float32_head(network, HEAD[model_name])
+            network.float32_head = head
             if not pretrained:  # the same random weights for every variant
                 random_state = random_state or network.module.state_dict()
                 network.module.load_state_dict(random_state)

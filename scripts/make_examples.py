@@ -64,6 +64,7 @@ def main() -> None:
     free = zoomdream.dream(photo, "features.12", net, size=384, steps=10)
     save_image(OUT / "example-keep-photo.jpg", np.hstack([free, kept]))
 
+    precision(net, photo)
     footage()
     music()
     sheet()
@@ -144,6 +145,17 @@ def sheet() -> None:
                            seconds=2)
         run_batch(specs, progress=False)
         contact_sheet(specs, OUT / "sweep-sheet.jpg", cell=192)
+
+
+def precision(net, photo: np.ndarray) -> None:
+    """The cat dreamed in fp32, in bf16 with every layer bf16 (before 0.3.1), and in bf16 with
+    the first layers float32 (now): the same look, each a different picture (the dream is chaotic)."""
+    from dataclasses import replace
+
+    variants = [(net, "fp32"), (replace(net, float32_head=False), "bf16"), (net, "bf16")]
+    dreams = [zoomdream.dream(photo, "features.13", n, size=512, seed=0, precision=p) for n, p in variants]
+    gap = np.full((dreams[0].shape[0], 8, 3), 255, np.uint8)
+    save_image(OUT / "precision-bf16.jpg", np.hstack([dreams[0], gap, dreams[1], gap, dreams[2]]))
 
 
 def _fifty_fifty(source: list[np.ndarray]) -> list[np.ndarray]:

@@ -370,7 +370,8 @@ def seed_setting() -> Any:
 
 
 def precision_setting() -> Any:
-    return setting("fp32", Choice(PRECISIONS), "Number format (fp16: GPU only)")
+    return setting("fp32", Choice(PRECISIONS),
+                   "Number format (fp16: GPU only; bf16 and fp16 keep the first layers fp32)")
 
 
 START = Custom(_start, str, "noise|photo|#rrggbb")

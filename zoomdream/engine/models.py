@@ -18,7 +18,8 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..base.errors import UserError
-from .catalog import BACKBONES, CLASSES, DEFAULT_MODEL, LAYERS, LOGITS, Backbone, LayerInfo, check_layer, get_backbone
+from .catalog import (BACKBONES, CLASSES, DEFAULT_MODEL, LAYERS, LOGITS, Backbone, LayerInfo, check_layer,
+                      float32_layers, get_backbone)
 from .weights import WeightsSource, load_state_dict, resolve_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -94,15 +95,18 @@ def describe_layers(backbone: Backbone, probe: int = 512) -> list[LayerInfo]:
 
 class DreamNet(nn.Module):
     """Normalise, then run the trunk only as far as the deepest requested layer, returning
-    each requested activation."""
+    each requested activation. Under autocast the stages up to the last of `float32` (layer
+    names: catalog.float32_layers) run in float32."""
 
-    def __init__(self, stages: list[tuple[str, nn.Module]], wanted: Iterable[str], unit_range: bool):
+    def __init__(self, stages: list[tuple[str, nn.Module]], wanted: Iterable[str], unit_range: bool,
+                 float32: Iterable[str] = ()):
         super().__init__()
         wanted = set(wanted)
         names = [n for n, _ in stages]
         last = max(names.index(w) for w in wanted)
         self.names = names[: last + 1]
         self.wanted = frozenset(wanted)
+        self.float32_stages = max((names.index(n) + 1 for n in float32), default=0)
         self.stages = nn.ModuleList(m for _, m in stages[: last + 1])
         for m in self.stages.modules():
             # An in-place ReLU after a captured layer would overwrite the activation we read.
@@ -118,9 +122,15 @@ class DreamNet(nn.Module):
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         x = (image - self.mean.to(image.dtype)) / self.std.to(image.dtype)
+        device = image.device.type
+        half = torch.is_autocast_enabled(device)
         out = {}
-        for name, stage in zip(self.names, self.stages):
-            x = stage(x)
+        for i, (name, stage) in enumerate(zip(self.names, self.stages)):
+            if half and i < self.float32_stages:
+                with torch.autocast(device, enabled=False):
+                    x = stage(x.float())
+            else:
+                x = stage(x)
             if name in self.wanted:
                 out[name] = x
         return out
@@ -137,6 +147,9 @@ class Network:
     source: WeightsSource
     device: torch.device
     channels_last: bool = False
+    # Half precision keeps the layers at full and half resolution in float32 (catalog.py says
+    # why); False runs them in half precision too (bench: how much that loses).
+    float32_head: bool = True
 
     def layer(self, name: str) -> LayerInfo:
         return check_layer(self.backbone, name, self.layers)
@@ -148,7 +161,8 @@ class Network:
         wanted = list(wanted)
         for w in wanted:
             self.layer(w)
-        net = DreamNet(trunk_stages(self.backbone, self.module), wanted, self.backbone.unit_range_input)
+        float32 = float32_layers(self.backbone.name) if self.float32_head else ()
+        net = DreamNet(trunk_stages(self.backbone, self.module), wanted, self.backbone.unit_range_input, float32)
         net = net.to(self.device).eval()
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)

@@ -19,6 +19,7 @@ import torch
 from ..base.errors import UserError
 from ..base.paths import check_render_paths, file_digest
 from ..base.settings import FootageOptions, RenderOptions, build, checked, declared
+from ..engine.catalog import float32_layers
 from ..engine.models import Network
 from ..engine.objectives import INPUT
 from ..loops.footage import Coherence
@@ -167,6 +168,9 @@ def settings_hash(job: RenderJob, network: Network) -> str:
         if f is not None:
             h.update(file_digest(Path(f)))
     h.update(f"{network.source.kind}|{network.device.type}|{torch.__version__}".encode())
+    # Since 0.3.1 the layers kept float32 decide a half-precision video.
+    if job.preset.precision != "fp32" and network.float32_head:
+        h.update(",".join(sorted(float32_layers(network.backbone.name))).encode())
     return h.hexdigest()[:16]
 
 
