@@ -155,3 +155,19 @@ def test_ray_asked_for_but_not_installed(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as if it were not installed
     assert_user_error(run_main("sweep", "-o", tmp_path / "s", "--seeds", "0-1", "--ray", "auto"),
                       "Ray is not installed", "pip install 'zoomdream[ray]'")
+
+
+def test_a_batch_checks_contents_before_any_job_and_skips_only_its_own_videos(tmp_path):
+    (tmp_path / "text.png").write_text("not a picture")
+    (tmp_path / "jobs.toml").write_text('[defaults]\nsize = "32x32"\nframes = 2\n'
+                                        '[[jobs]]\noutput = "a.mp4"\n[[jobs]]\noutput = "b.mp4"\ninput = "text.png"\n')
+    assert_user_error(run_main("batch", tmp_path / "jobs.toml", "-q"), "jobs[1]", "text.png is not a readable image")
+    assert not (tmp_path / "a.mp4").exists()  # refused before the first job
+    (tmp_path / "jobs.toml").write_text('[defaults]\nsize = "32x32"\nframes = 2\n[[jobs]]\noutput = "a.mp4"\n')
+    (tmp_path / "a.mp4").write_text("hello")  # not a finished job: a file of someone else's
+    assert_user_error(run_main("batch", tmp_path / "jobs.toml", "-q"), "a.mp4 is there and is not a video zoomdream made")
+    assert (tmp_path / "a.mp4").read_text() == "hello"
+    (tmp_path / "a.mp4").unlink()
+    assert run_main("batch", tmp_path / "jobs.toml", "-q").returncode == 0
+    r = run_main("batch", tmp_path / "jobs.toml", "-q")
+    assert r.returncode == 0 and "1 already finished" in r.stdout, r.stdout

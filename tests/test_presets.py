@@ -67,6 +67,8 @@ def test_bad_toml_file(tmp_path):
         load_preset(str(f))
     with pytest.raises(UserError, match="unknown preset"):
         load_preset("no-such-preset")
+    f.write_bytes("\ufefffps = 30\n".encode())  # UTF-8 as Notepad saves it, with a byte-order mark
+    assert load_preset(str(f)).fps == 30
 
 
 def test_keyframes_and_crossfade_schedule():

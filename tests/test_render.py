@@ -181,3 +181,30 @@ def test_a_file_where_the_state_folder_goes_is_one_line(tmp_path):
     (tmp_path / "v.mp4.zoomdream").write_text("not a folder")
     assert_user_error(run_main("render", "-o", tmp_path / "v.mp4", "--overwrite", "--frames", "1", "--size", "32x32"),
                       "in the way")
+
+
+def test_resume_refuses_when_a_finished_part_is_gone_and_keeps_the_video(tmp_path):
+    # ffmpeg's concat ends quietly at a missing part: resuming replaced a 624-frame video with
+    # 120 frames and said 2538 were there
+    out = tmp_path / "v.mp4"
+    quiet_render(small(frames=8), out, checkpoint_every=2, stop_after=5)
+    before = out.read_bytes()
+    (state_dir(out) / "part-00001.mp4").unlink()
+    with pytest.raises(UserError, match="part-00001.mp4 of the interrupted render is missing"):
+        quiet_render(small(frames=8), out, checkpoint_every=2, resume=True)
+    assert out.read_bytes() == before and (state_dir(out) / "part-00000.mp4").exists()
+
+
+def test_a_render_never_overwrites_what_it_reads_or_frames_it_did_not_make(tmp_path):
+    from clips import write_clip
+
+    song = write_clip(tmp_path / "song.mp4", [np.zeros((32, 32, 3), np.uint8)] * 12, tone=0.5)
+    before = song.read_bytes()
+    assert_user_error(run_main("render", "-o", song, "--audio", song, "--overwrite", "--size", "32x32"),
+                      "the output", "is the soundtrack")
+    assert song.read_bytes() == before
+    frames = tmp_path / "frames"
+    args = ("render", "-o", tmp_path / "a.mp4", "--frames", "2", "--size", "32x32", "-q", "--frames-dir", frames)
+    assert run_main(*args).returncode == 0
+    assert_user_error(run_main(*args[:2], tmp_path / "b.mp4", *args[3:]), "already holds frames", "--overwrite")
+    assert run_main(*args[:2], tmp_path / "b.mp4", *args[3:], "--overwrite").returncode == 0

@@ -23,6 +23,8 @@ _KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (s
 
 
 def _kind(mode: int) -> str:
+    if stat.S_ISREG(mode):
+        return "a file"
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
@@ -57,6 +59,14 @@ def input_file(path: str | os.PathLike, what: str, fix: str = "check the path") 
     return p
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two names are one existing file (through symlinks and hard links)."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
 def file_digest(path: Path) -> bytes:
     """SHA-256 of a file's contents, read in chunks: a video can be larger than memory."""
     with open(path, "rb") as f:
@@ -78,7 +88,7 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise UserError(f"{what} {path} is not UTF-8 text ({e.reason} at byte {e.start})", "save it as UTF-8") from None
-    return toml_text(text, str(path))
+    return toml_text(text.removeprefix("\ufeff"), str(path))  # Windows editors may start UTF-8 with a BOM
 
 
 def toml_text(text: str, where: str) -> dict[str, Any]:
@@ -96,13 +106,13 @@ def toml_text(text: str, where: str) -> dict[str, Any]:
 def output_file(path: str | os.PathLike, suffixes: tuple[str, ...], overwrite: bool, what: str = "output") -> Path:
     """A file we may create or replace, refused before any work is done."""
     p = Path(path).expanduser()
+    st = _stat(p, what)
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise UserError(f"{what} {p} is {_kind(st.st_mode)}", f"give a file name ending in {suffixes[0]}")
     if p.suffix.lower() not in suffixes:
         raise UserError(f"{what} {p} must end in {' or '.join(suffixes)}", f"name it e.g. out{suffixes[0]}")
     writable_folder(p.parent if str(p.parent) else Path("."), f"{what} folder")
-    st = _stat(p, what)
     if st is not None:
-        if not stat.S_ISREG(st.st_mode):
-            raise UserError(f"{what} {p} is {_kind(st.st_mode)}", f"give a file name ending in {suffixes[0]}")
         if not overwrite:
             raise UserError(f"{what} {p} already exists", "add --overwrite or choose another path")
     return p
@@ -116,8 +126,7 @@ def output_folder(path: str | os.PathLike, what: str) -> Path:
         parent = next((a for a in p.absolute().parents if a.exists()), Path("/"))
         writable_folder(parent, f"{what} {p}: folder")
     elif not stat.S_ISDIR(st.st_mode):
-        kind = "a file" if stat.S_ISREG(st.st_mode) else _kind(st.st_mode)
-        raise UserError(f"{what} {p} is {kind}, not a folder", "give a folder")
+        raise UserError(f"{what} {p} is {_kind(st.st_mode)}, not a folder", "give a folder")
     else:
         writable_folder(p, what)
     return p
@@ -167,7 +176,8 @@ def check_render_paths(output: str | os.PathLike, input: str | os.PathLike | Non
                        frames_dir: str | os.PathLike | None = None, gif: str | os.PathLike | None = None,
                        overwrite: bool = False) -> None:
     """Every path `render` reads or writes, before any work. An existing output is checked by
-    the render itself, which knows about resume."""
+    the render itself, which knows about resume; `overwrite` (or resume) lets the render
+    replace the --gif and the frames in --frames-dir."""
     output_file(output, VIDEO_SUFFIXES, overwrite=True)
     if input is not None:
         input_file(input, "input image")
@@ -176,6 +186,10 @@ def check_render_paths(output: str | os.PathLike, input: str | os.PathLike | Non
     if weights is not None:
         input_file(weights, "weights file", "check the --weights path")
     if frames_dir is not None:
-        output_folder(frames_dir, "--frames-dir")
+        folder = output_folder(frames_dir, "--frames-dir")
+        held = next(folder.glob("frame_*.png"), None) if folder.is_dir() else None
+        if held is not None and not overwrite:
+            raise UserError(f"--frames-dir {folder} already holds frames ({held.name}…)",
+                            "add --overwrite to replace them, or choose an empty folder")
     if gif is not None:
         output_file(gif, (".gif",), overwrite=overwrite, what="--gif")

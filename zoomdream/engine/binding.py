@@ -15,7 +15,7 @@ import torch
 
 from ..base.errors import UserError
 from .catalog import LayerInfo
-from .images import check_min_size, fit, load_image, resize_long_side, to_tensor
+from .images import fit, load_picture, resize_long_side, to_tensor
 from .models import DreamNet, Network
 from .motion import resample
 from .objectives import INPUT, Objective, TermFn, parse_objective
@@ -95,8 +95,7 @@ class _Binding:
                 raise UserError(f"the objective names {INPUT}, but there is no input photo",
                                 f"give an input image, or a file in place of {INPUT}")
             if path not in self.images:
-                img = load_image(path, what)
-                check_min_size(img, f"{what} {path}")
+                img = load_picture(path, what)
                 self.images[path] = resize_long_side(img, self.MAX_SIDE) if max(img.shape[:2]) > self.MAX_SIDE else img
 
     def layer(self, name: str) -> LayerInfo:

@@ -153,6 +153,13 @@ def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
     return np.clip(cv2.resize(image, (nw, nh), interpolation=interp), 0, 1)
 
 
+def load_picture(path: str | os.PathLike, what: str = "input image") -> np.ndarray:
+    """`load_image`, refused in one line (naming the file) where it is too small to dream."""
+    image = load_image(path, what)
+    check_min_size(image, f"{what} {path}")
+    return image
+
+
 def check_min_size(image: np.ndarray, what: str) -> None:
     h, w = image.shape[:2]
     if min(h, w) < IMAGE_MIN_SIDE:

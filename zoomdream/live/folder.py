@@ -51,12 +51,13 @@ class Folder:
             name, k = f"{stem}-{k}{suffix}", k + 1
         return name
 
-    def upload(self, data: bytes) -> tuple[str, np.ndarray]:
-        """An uploaded image kept as it came, under the name objectives may use."""
+    def upload(self, data: bytes, what: str = "the uploaded file") -> tuple[str, np.ndarray]:
+        """An uploaded image kept as it came, under the name objectives may use; `what` names
+        it in messages."""
         if len(data) > MAX_UPLOAD:
             raise UserError(f"the upload is {len(data) >> 20} MB", f"send an image under {MAX_UPLOAD >> 20} MB")
-        image = decode_image(data, "the uploaded file")
-        check_min_size(image, "the uploaded image")
+        image = decode_image(data, what)
+        check_min_size(image, what)
         fmt = (Image.open(io.BytesIO(data)).format or "png").lower()
         suffix = {"jpeg": ".jpg", "mpo": ".jpg"}.get(fmt, f".{fmt}")
         with self._lock:

@@ -269,7 +269,7 @@ def serve(preset: Preset, options: LiveOptions, sock: socket.socket, osc: OscSer
     session = Session(preset, Path(options.out), size, dev, hub.broadcast, hub.publish, log,
                       None if weights is None else str(weights))
     if photo is not None:
-        session.upload(Path(photo).read_bytes(), as_start=True)
+        session.upload(Path(photo).read_bytes(), as_start=True, what=f"input image {photo}")
     else:
         session.start()
 

@@ -113,10 +113,10 @@ class Session:
 
     # ------------------------------------------------------------------ uploads
 
-    def upload(self, data: bytes, as_start: bool) -> dict:
+    def upload(self, data: bytes, as_start: bool, what: str = "the uploaded file") -> dict:
         """An image from the page (Folder.upload), which objectives may use from now on;
-        `as_start`: also a new take from it."""
-        name, image = self.folder.upload(data)
+        `as_start`: also a new take from it; `what` names it in messages."""
+        name, image = self.folder.upload(data, what)
         self.dream.add_image(name, image)
         if as_start:
             self.restart(name, PAGE)

@@ -245,6 +245,10 @@ def concat(parts: list[Path], output: Path, audio: Soundtrack | None = None,
     """Join parts without re-encoding (same codec settings, so a stream copy is exact), with
     the soundtrack if there is one and `tags` as the container's metadata, the index before
     the data. The output is replaced only once the joined file is complete."""
+    for p in parts:  # ffmpeg's concat demuxer ends the video quietly at a missing part
+        if not p.is_file():
+            raise UserError(f"part {p} of {output} is missing, so the parts cannot be joined",
+                            "run with --overwrite to start the render again")
     tmp = output.with_name(output.name + ".tmp" + output.suffix)
     listing = None
     if len(parts) == 1:

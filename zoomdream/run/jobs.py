@@ -12,12 +12,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from ..base.errors import UserError
-from ..base.paths import check_render_paths, file_digest
+from ..base.paths import check_render_paths, file_digest, same_file
 from ..base.settings import FootageOptions, RenderOptions, build, checked, declared
 from ..engine.catalog import float32_layers
 from ..engine.models import Network
@@ -52,6 +52,7 @@ def timed_to(preset: Preset, audio: str | Path | None, given: Mapping[str, Any],
 class RenderJob(RenderOptions):
     """One render: what to show (the preset), where, and how (RenderOptions). Keywords only."""
 
+    INPUT: ClassVar[str] = "input image"  # what `input` is, in messages
     preset: Preset
     output: Path
     input: str | Path | None = None  # start photo
@@ -79,6 +80,9 @@ class RenderJob(RenderOptions):
     def check(self) -> None:
         """Every path and option, before any work: one line for anything that would fail later."""
         checked(RenderOptions, {k: getattr(self, k) for k in declared(RenderOptions)}, self.source)
+        for what, path in ((self.INPUT, self.input), ("soundtrack", self.audio), ("weights file", self.weights)):
+            if path is not None and same_file(self.output, path):  # --overwrite would destroy what it reads
+                raise UserError(f"the output {self.output} is the {what}", "write the video to another file")
         check_render_paths(self.output, self.photo, None, self.weights, self.frames_dir, self.gif,
                            self.overwrite or self.resume)
         check_container(self.preset.codec, self.output)
@@ -180,6 +184,7 @@ class FootageJob(RenderJob):
     how, the clip sets the length, frame rate and, with the preset's size as the box it is
     fitted into, the frame size."""
 
+    INPUT: ClassVar[str] = "input video"
     clip: Clip
     flow: str = "dis"
     blend: float = 0.8
@@ -202,9 +207,6 @@ class FootageJob(RenderJob):
         return None
 
     def check(self) -> None:
-        out = Path(self.output)
-        if out.exists() and out.resolve() == Path(self.clip.path).resolve():
-            raise UserError(f"the output {out} is the input video", "write the dream to another file")
         for seg in self.preset.segments:
             if any(path == INPUT for path, _ in seg.objective.files):
                 raise UserError(f"a video's objective cannot name {INPUT} (the footage changes every frame)",

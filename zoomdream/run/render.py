@@ -23,7 +23,7 @@ import torch
 from ..base.errors import UserError, write_error
 from ..base.progress import Progress
 from ..engine.dream import Dreamer
-from ..engine.images import check_min_size, fit, load_image, save_image
+from ..engine.images import fit, load_picture, save_image
 from ..engine.models import load_network, resolve_device
 from ..loops.footage import FootageSettings, FootageState, footage_frames
 from ..loops.zoom import LoopSettings, LoopState, VideoState, colour_hold, start_frame, video_frames
@@ -138,9 +138,7 @@ def read_photo(path: str | Path | None) -> np.ndarray | None:
     """The input photo, decoded once: frame 0 starts from it and objectives name it as INPUT."""
     if path is None:
         return None
-    img = load_image(path)
-    check_min_size(img, f"input image {path}")
-    return img
+    return load_picture(path)
 
 
 def first_input(preset: Preset, photo: np.ndarray | None, device: torch.device) -> torch.Tensor:
@@ -156,6 +154,10 @@ def _resumed(sdir: Path, digest: str, device: torch.device, log: Callable[[str],
         raise UserError(f"settings changed since {out} was started, so resuming would not give the same video",
                         "resume with the original settings, or use --overwrite to start again")
     state = RenderState.from_checkpoint(ck, device, kind)
+    for name, _ in state.parts:  # checked before anything is removed: a refusal leaves all as it was
+        if not _nonempty_file(sdir / name):
+            raise UserError(f"part {sdir / name} of the interrupted render is missing or empty, so resuming "
+                            f"would not give the whole video", "run with --overwrite to start the render again")
     known = {name for name, _ in state.parts} | {CHECKPOINT, StateLock.NAME, PENDING, AUDIO_CACHE}
     for f in sdir.iterdir():  # a part cut short, or written after the checkpoint (a kill), is redone
         if f.name not in known:
@@ -169,6 +171,13 @@ def _resumed(sdir: Path, digest: str, device: torch.device, log: Callable[[str],
                         "run with --overwrite to start the render again")
     log(f"resuming {out} at frame {state.video.index}/{preset.frames + preset.tail}")
     return state
+
+
+def _nonempty_file(path: Path) -> bool:
+    try:
+        return path.is_file() and path.stat().st_size > 0
+    except OSError:
+        return False
 
 
 def _run(job: RenderJob, state: RenderState, digest: str, frames: Iterator[tuple[int, int | None, np.ndarray]],

@@ -22,10 +22,51 @@ import torch
 
 from ..base.errors import UserError
 from ..base.progress import Progress
+from ..engine.images import load_picture
+from ..engine.models import resolve_device
+from ..media.audio import seconds as audio_seconds
+from ..media.ffmpeg import tags
 from .batch import JobSpec, Outcome, Registry, check_jobs
 from .jobs import RenderJob
+from .provenance import TAG
 from .render import render
 from .state import CHECKPOINT, remove, state_dir
+
+
+def check_media(specs: list[JobSpec], here: bool) -> None:
+    """What check_jobs cannot see without torch, before the first job starts: every photo
+    decodes, every soundtrack has sound, and (`here`: not on a cluster) every device is on
+    this machine."""
+    seen: set[tuple[str, str]] = set()
+    for s in specs:
+        for kind, value in (("input", s.input), ("audio", s.audio), ("device", s.device if here else None)):
+            if value is None or (kind, str(value)) in seen:
+                continue
+            seen.add((kind, str(value)))
+            try:
+                if kind == "input":
+                    load_picture(value)
+                elif kind == "audio":
+                    audio_seconds(value)
+                else:
+                    resolve_device(value)
+            except UserError as e:
+                raise UserError(f"{s.where}: {e.problem}", e.fix) from None
+
+
+def check_finished(spec: JobSpec, overwrite: bool) -> None:
+    """A file where the job's video goes, with no render of it under way, is skipped as
+    finished: refused here unless zoomdream wrote it, or the job would count it as done."""
+    out = Path(spec.output)
+    if overwrite or not out.exists() or state_dir(out).exists():
+        return
+    try:
+        made = TAG in tags(out)
+    except UserError:  # not a video at all
+        made = False
+    if not made:
+        raise UserError(f"{spec.where}: {out} is there and is not a video zoomdream made",
+                        "move it away, or run with --overwrite to replace it")
 
 
 def run_one(spec: JobSpec, overwrite: bool = False, threads: int | None = None) -> Outcome:
@@ -33,7 +74,7 @@ def run_one(spec: JobSpec, overwrite: bool = False, threads: int | None = None) 
     goes to the file beside its output. The same here, in a child process and on Ray."""
     out = Path(spec.output)
     sdir = state_dir(out)
-    if out.exists() and not sdir.exists() and not overwrite:
+    if out.exists() and not sdir.exists() and not overwrite:  # run_batch refused files zoomdream did not make
         return Outcome(spec.name, "skipped")
     out.parent.mkdir(parents=True, exist_ok=True)
     resume = (sdir / CHECKPOINT).is_file() and not overwrite
@@ -75,6 +116,9 @@ def run_batch(specs: list[JobSpec], jobs: int = 1, ray: str | None = None, overw
     process, started if need be). `on_running` (Ray) sees {job: worker pid} as tasks start."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     check_jobs(specs)
+    check_media(specs, here=ray is None)
+    for s in specs:
+        check_finished(s, overwrite)
     ray_module = connect(ray) if ray is not None else None  # an unreachable cluster fails before any job
     if overwrite:  # here, once: a job Ray runs again after a crash must resume, not start over
         _clear(specs)
