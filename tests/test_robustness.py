@@ -348,6 +348,35 @@ def test_any_length_or_depth_is_one_line(tmp_path):
     assert r.returncode == 2 and len(r.stderr) < 400, r.stderr[:400]
 
 
+def test_numbers_past_a_float_are_one_line_and_a_dream_never_writes_nan(tmp_path, monkeypatch, photo):
+    # an objective weight of 1e39 overflowed float32 and `dream` wrote a white PNG with exit 0;
+    # a 400-digit integer in an expression was an internal OverflowError
+    (tmp_path / "in.png").write_bytes(cv2.imencode(".png", (photo[:64, :64] * 255).astype(np.uint8))[1].tobytes())
+    assert_user_error(run_main("dream", tmp_path / "in.png", "-o", tmp_path / "o.png", "--objective", "1e39*features.13"),
+                      "has the weight 1e39", "from -1e6 to 1e6")
+    with pytest.raises(UserError, match="too large for a float"):
+        load_preset("default").with_overrides(zoom="1 + n*" + "9" * 400)
+    with pytest.raises(UserError, match="cannot read size"):  # the third side was dropped
+        parse_size("64x64x64")
+    import zoomdream
+    from zoomdream.engine.dream import Dreamer
+
+    monkeypatch.setattr(Dreamer, "__call__", lambda self, x, *a, **k: x * float("nan"))
+    with pytest.raises(FloatingPointError, match="the dream has NaN"):
+        zoomdream.dream(photo[:64, :64], output=tmp_path / "nan.png")
+    assert not (tmp_path / "nan.png").exists()
+
+
+def test_a_failed_allocation_is_one_line():
+    from zoomdream.base.errors import out_of_memory
+
+    for e in (MemoryError(), RuntimeError("[enforce fail at alloc_cpu.cpp:127] . DefaultCPUAllocator: can't allocate "
+                                          "memory: you tried to allocate 3221225472 bytes"),
+              cv2.error("OpenCV(5.1.0) alloc.cpp:73: error: (-4:Insufficient memory) Failed to allocate 2142633984 bytes")):
+        assert "smaller --size" in str(out_of_memory(e))
+    assert out_of_memory(RuntimeError("shape mismatch")) is None
+
+
 # ------------------------------------------------------------------------------------ inputs
 
 

@@ -32,7 +32,8 @@ CASES = ([(k, v, ("toml-segment", "cli-dream", "api-dream")) for k, v in _number
             if k not in ("loop_seconds", "color_strength")]
          + [(k, v, ("toml", "api-render")) for k in ("loop_seconds", "color_strength")
             for v in [_too_big(declared(Preset)[k].metadata["check"])]]
-         + [("frames", 0, ("toml", "cli-render", "api-render")), ("size", "33x32", ("toml", "cli-render", "api-render"))]
+         + [("frames", 0, ("toml", "cli-render", "api-render")), ("size", "33x32", ("toml", "cli-render", "api-render")),
+            ("tile", 5, ("toml-segment", "cli-dream", "api-dream"))]
          + [(k, v, ("cli-dream", "api-dream")) for k, v in [("size", 8), ("seed", -1)]]
          + [(k, v, ("cli-render", "api-render")) for k, v in _numbers(RenderOptions)])
 

@@ -27,8 +27,8 @@ from .base.errors import UserError
 from .base.settings import AtlasOptions, DreamSettings, RenderOptions, StillOptions, build, check, declared
 from .engine.atlas import atlas as make_atlas
 from .engine.catalog import DEFAULT_MODEL, LOGITS, net_info
-from .engine.dream import Dreamer, DreamStats
-from .engine.images import check_min_size, load_image, resize_long_side, save_image, to_numpy, to_tensor, to_uint8
+from .engine.dream import Dreamer, DreamStats, finite
+from .engine.images import load_picture, resize_long_side, save_image, to_numpy, to_tensor, to_uint8
 from .engine.models import Network, load_network, resolve_device
 from .engine.objectives import DEFAULT_OBJECTIVE, parse_objective
 from .loops.zoom import LoopState, VideoState, video_frames
@@ -95,8 +95,7 @@ def dream(
     as_tensor = isinstance(image, torch.Tensor)
     scale = opts.size if size is not None or isinstance(image, (str, Path)) else 0
     if isinstance(image, (str, Path)):
-        image = load_image(image)
-        check_min_size(image, "input image")
+        image = load_picture(image)
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3:
             raise UserError(f"image array has shape {image.shape}", "pass H×W×3 RGB")
@@ -108,7 +107,7 @@ def dream(
     x = image.to(net.device)
     if stats is not None:
         stats.before = dreamer.evaluate(x, obj)
-    out = dreamer(x, obj, dream_settings, torch.Generator().manual_seed(opts.seed), stats)
+    out = finite(dreamer(x, obj, dream_settings, torch.Generator().manual_seed(opts.seed), stats), "the dream")
     if stats is not None:
         stats.after = dreamer.evaluate(out, obj)
     if output is not None:
@@ -307,8 +306,7 @@ def atlas(
         if info.layer(name).name == LOGITS:
             raise UserError(f"{LOGITS} has no positions to dream", "name convolutional layers")
     if isinstance(image, (str, Path)):
-        image = load_image(image)
-        check_min_size(image, "input image")
+        image = load_picture(image)
     grid = make_atlas(network(model, weights, device, source), image, opts.size, layers, channels, opts.seed,
                       _progress(progress, source), precondition)
     if output is not None:

@@ -24,7 +24,7 @@ try:  # typer ≥ 0.25 carries its own copy of click
 except ImportError:  # pragma: no cover - older typer on click
     from click.exceptions import ClickException
 
-from .base.errors import UserError
+from .base.errors import UserError, out_of_memory
 from .base.paths import check_dream_paths, check_render_paths, input_file, output_file, output_folder
 from .base.settings import (COMMAND_LINE, SHAPE, AtlasOptions, DreamSettings, FootageOptions, LiveOptions, Range,
                             RenderOptions, StillOptions, build, declared, help_text)
@@ -508,6 +508,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:
         if debug:
             raise
+        if oom := out_of_memory(e):
+            _echo(f"zoomdream: error: {oom}")
+            sys.exit(2)
         msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
         _echo(f"zoomdream: internal error: {type(e).__name__}: {msg} (run with --debug for the traceback)")
         sys.exit(1)

@@ -42,6 +42,17 @@ def closest(name: str, valid: Iterable[str], n: int = 4) -> str:
     return f"valid names: {shown}"
 
 
+def out_of_memory(error: BaseException) -> UserError | None:
+    """A failed allocation, on the host or the GPU, as one line; None for any other error.
+    torch and OpenCV say so in their own types and words (torch on the CPU: a RuntimeError
+    "can't allocate memory"; OpenCV: "Insufficient memory")."""
+    text = str(error).lower()
+    words = ("can't allocate memory", "not enough memory", "out of memory", "insufficient memory")
+    if not (isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError" or any(w in text for w in words)):
+        return None
+    return UserError("not enough memory to dream at this size", "use a smaller --size, or a smaller --tile")
+
+
 _DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 

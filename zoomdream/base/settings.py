@@ -53,14 +53,21 @@ def _fmt(x: float | str | None) -> str:
 
 
 class Range(NamedTuple):
-    """A number's type and bounds. `open_lo`: the lower bound itself is not allowed."""
+    """A number's type and bounds. `open_lo`: the lower bound itself is not allowed; `zero`:
+    0 is allowed too (it means "automatic")."""
 
     kind: type
     lo: float | None = None
     hi: float | None = None
     open_lo: bool = False
+    zero: bool = False
 
     def describe(self) -> str:
+        if self.zero:
+            return f"0 or {self._describe()}"
+        return self._describe()
+
+    def _describe(self) -> str:
         lo, hi = _fmt(self.lo), _fmt(self.hi)
         if self.lo is not None and self.hi is not None and not self.open_lo:
             return f"from {lo} to {hi}"
@@ -69,7 +76,10 @@ class Range(NamedTuple):
         return " and ".join(x for x in (low, high) if x) or "a finite number"
 
     def short(self) -> str:
-        """For --help: 1–12, >0–4, ≥0."""
+        """For --help: 1–12, >0–4, ≥0, 0 or 64–16384."""
+        return ("0 or " if self.zero else "") + self._short()
+
+    def _short(self) -> str:
         lo = "" if self.lo is None else (">" if self.open_lo else "") + _fmt(self.lo)
         if self.hi is None:
             return f"{'>' if self.open_lo else '≥'}{_fmt(self.lo)}" if lo else "any"
@@ -85,10 +95,18 @@ class Range(NamedTuple):
                 raise error(source, path, f"must be a whole number, got {v}", "drop the fraction")
         if isinstance(v, int) and abs(v) > 1e300:  # past what a float holds: float(v) would overflow
             raise error(source, path, f"is too large, got {show(v)}", "use a smaller number")
-        too_low = self.lo is not None and (v < self.lo or (v == self.lo and self.open_lo))
-        if too_low or (self.hi is not None and v > self.hi):
+        if self.out(v):
             raise error(source, path, f"must be {self.describe()}, got {show(v)}", f"use a value {self.describe()}")
         return self.kind(v)
+
+    def out(self, v: Any) -> Any:
+        """Whether v (a number, or elementwise an array) is outside the range."""
+        bad = False
+        if self.lo is not None:
+            bad = bad | ((v <= self.lo) if self.open_lo else (v < self.lo))
+        if self.hi is not None:
+            bad = bad | (v > self.hi)
+        return bad & (v != 0) if self.zero else bad
 
 
 class Choice(NamedTuple):
@@ -222,7 +240,9 @@ def parse_size(v: Any, path: str = "size", source: str = COMMAND_LINE) -> tuple[
     if isinstance(v, str):
         parts = v.lower().replace("×", "x").split("x")
         try:
-            w, h = (int(parts[0]), int(parts[1])) if len(parts) == 2 else (int(parts[0]), int(parts[0]))
+            if len(parts) > 2:
+                raise ValueError
+            w, h = (int(parts[0]), int(parts[-1]))
         except ValueError:
             raise error(source, path, f"cannot read size {show(v)}", "write WIDTHxHEIGHT, e.g. 512x512") from None
     elif isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool)
@@ -240,6 +260,11 @@ def _still_size(v: Any, path: str, source: str) -> int:
     if v == 0 and not isinstance(v, bool):
         return 0
     return Range(int, IMAGE_MIN_SIDE, IMAGE_MAX_SIDE).check(v, path, source)
+
+
+# Below 64 px a tile is mostly its borrowed context: --tile 5 cut a 512² image into 1,024 tiles
+# of 144² a step, and one step took minutes.
+TILE_MIN = 64
 
 
 def _start(v: Any, path: str, source: str) -> str:
@@ -305,8 +330,9 @@ class DreamSettings:
     # backward pass) and each costs its overlap in extra pixels, so they are as large as memory
     # comfortably allows: automatic is 1024 on the CPU (faster than whole frames there) and the
     # whole frame on a GPU while it fits (tiles made a 1080p frame 2.3× slower on an H200).
-    tile: int = setting(0, Range(int, 0, 16384), "Largest side sent through the network at once "
-                        "(0: automatic, 1024 on the CPU, whole frames on a GPU while they fit in its memory)")
+    tile: int = setting(0, Range(int, TILE_MIN, 16384, zero=True),
+                        "Largest side sent through the network at once (0: automatic, 1024 on the CPU, "
+                        "whole frames on a GPU while they fit in its memory)")
     tile_overlap: int = setting(64, Range(int, 0, 1024), "Context each tile borrows from its neighbours, px")
     # Priors: what keeps an image natural. The blur's reflect padding must stay inside a 32 px
     # frame, hence its bound.

@@ -71,6 +71,14 @@ def settled(s: DreamSettings, k: int) -> DreamSettings:
     return replace(s, step_size=s.step_size * (1 + s.settle * (1 - 2 * (k + 0.5) / s.steps)))
 
 
+def finite(img: torch.Tensor, what: str) -> torch.Tensor:
+    """A dreamed image, or FloatingPointError where the dream diverged (a NaN or inf in it)."""
+    # One sum instead of a mask: NaN and inf carry through it (0.05 ms against 1.6 at 512²).
+    if not torch.isfinite(img.sum()):
+        raise FloatingPointError(f"{what} has NaN or inf values")
+    return img
+
+
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     if precision == "fp32":
         return contextlib.nullcontext()

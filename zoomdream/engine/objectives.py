@@ -465,6 +465,9 @@ def _term(prefixes: tuple[str, ...]) -> re.Pattern:
 # Each term is a pass over its layer's features every step: past 64 an objective is a typo or
 # a generated string, and past 8 KB (a few long image paths) no objective is meant.
 MAX_TERMS, MAX_TEXT = 64, 8192
+# Steps are normalised, so only the ratio of weights counts, and 1e6 is far past any useful one;
+# 1e39 overflowed float32 and dreamed a white image.
+MAX_WEIGHT = 1e6
 
 
 def parse_objective(text: Any) -> Objective:
@@ -485,8 +488,9 @@ def parse_objective(text: Any) -> Objective:
         if not body:
             raise UserError(f"objective {quoted(text)} has an empty term", "write terms as 'a + 0.5*b'")
         weight = float(m["weight"]) if m["weight"] else 1.0
-        if not math.isfinite(weight):
-            raise UserError(f"objective {quoted(text)} has a non-finite weight", "use a finite number")
+        if not math.isfinite(weight) or abs(weight) > MAX_WEIGHT:
+            raise UserError(f"objective {quoted(text)} has the weight {m['weight']}",
+                            "use weights from -1e6 to 1e6")
         cls = next((k for k in KINDS.values() if k.prefix and body.startswith(k.prefix)), KINDS["layer"])
         terms.append(cls.parse(body[len(cls.prefix):], weight, text))
         pos = m.end()

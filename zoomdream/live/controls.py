@@ -49,7 +49,7 @@ def controls() -> list[dict[str, Any]]:
                 continue
             assert isinstance(r, Range), key  # every other live control is a number
             out.append({**common, "int": r.kind is int, "lo": r.lo, "hi": r.hi, "open_lo": r.open_lo,
-                        "scale": scale(r)})
+                        "zero": r.zero, "scale": scale(r)})
     return out
 
 

@@ -27,12 +27,12 @@ import numpy as np
 import torch
 
 from ..base.settings import Motion
-from ..engine.dream import Dreamer
+from ..engine.dream import Dreamer, finite
 from ..engine.images import grey, to_tensor, to_uint8
 from ..engine.motion import affine_theta, resample
 from ..timeline.schedule import Schedule
 from .flow import FlowMethod, WarpError, consistent, pair, soft, warp_flow
-from .zoom import finite, frame_generator
+from .zoom import frame_generator
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,8 @@ def footage_frames(dreamer: Dreamer, schedule: Schedule, source: Iterator[np.nda
             flows = pair(measure, before, now)
             carry = flows if method is measure else pair(method, before, now)
             x, weight = _carried(src, state.residual, carry, settings, spec.motion)
-        d = finite(dreamer(x, spec.objective, spec.dream, frame_generator(settings.seed, n), weight=weight), n)
+        d = finite(dreamer(x, spec.objective, spec.dream, frame_generator(settings.seed, n), weight=weight),
+                   f"frame {n}")
         shown = to_uint8(d)
         if previous is not None and state.last is not None:
             mask = consistent(flows.forward, flows.backward)

@@ -8,7 +8,7 @@ import contextlib
 import signal
 from collections.abc import Callable, Iterator
 
-from ..base.errors import UserError
+from ..base.errors import UserError, out_of_memory
 
 
 class Stop:
@@ -58,6 +58,7 @@ class Stop:
 
 def with_salvage(error: BaseException, where: str, log: Callable[[str], None]) -> BaseException:
     """The error, telling also where the finished frames are, still on one line."""
+    error = out_of_memory(error) or error
     if isinstance(error, UserError):
         return UserError(f"{error.problem}; {where}", error.fix)
     if isinstance(error, FloatingPointError):

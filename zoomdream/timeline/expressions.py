@@ -140,6 +140,14 @@ def parse(text: str, where: str) -> Expr:
         if isinstance(node, ast.Constant) and (isinstance(node.value, bool) or not isinstance(node.value,
                                                                                               (int, float))):
             raise UserError(f"{where}: {quoted(text)} holds {node.value!r}, not a number", "write numbers only")
+        if isinstance(node, ast.Constant):
+            # Python's integers grow without end, and float64 holds none past 1.8e308: every
+            # number is a float from here on, so arithmetic overflows to inf, reported with its frame.
+            try:
+                node.value = float(node.value)
+            except OverflowError:
+                raise UserError(f"{where}: {quoted(text)} holds a number too large for a float ({len(str(node.value))} "
+                                "digits)", "write numbers below 1e308") from None
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name):
                 what = _describe(node.func, type(node.func).__name__.lower())

@@ -120,11 +120,7 @@ class Schedule:
                 except UserError as e:
                     raise UserError(f"{source}: segments[{i}].{key}: {e.problem}", e.fix) from None
                 vals = np.round(vals) if rng.kind is int else vals
-                bad = ~np.isfinite(vals)
-                if rng.lo is not None:
-                    bad |= (vals <= rng.lo) if rng.open_lo else (vals < rng.lo)
-                if rng.hi is not None:
-                    bad |= vals > rng.hi
+                bad = ~np.isfinite(vals) | rng.out(vals)
                 if bad.any():
                     j = int(np.argmax(bad))
                     n = self.bounds[i] + j

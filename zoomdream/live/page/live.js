@@ -19,7 +19,9 @@ let fps = 24;
 
 // ------------------------------------------------------------------ slider scales
 
+// A range that also takes 0 ("automatic", the tile) keeps the slider's first position for it.
 function toValue(spec, pos) {
+  if (spec.zero && pos === 0) return 0;
   const p = pos / STEPS;
   let v;
   if (spec.scale === "log") v = Math.exp(Math.log(spec.lo) + (Math.log(spec.hi) - Math.log(spec.lo)) * p);
@@ -32,13 +34,14 @@ function toValue(spec, pos) {
 }
 
 function toPos(spec, v) {
+  if (spec.zero && v === 0) return 0;
   let p;
   if (spec.scale === "log") p = (Math.log(v) - Math.log(spec.lo)) / (Math.log(spec.hi) - Math.log(spec.lo));
   else if (spec.scale === "cubic") {
     const m = Math.max(-spec.lo, spec.hi), x = v / m;
     p = (Math.sign(x) * Math.abs(x) ** (1 / 3) + 1) / 2;
   } else p = (v - spec.lo) / (spec.hi - spec.lo);
-  return Math.round(Math.min(1, Math.max(0, p)) * STEPS);
+  return Math.max(spec.zero ? 1 : 0, Math.round(Math.min(1, Math.max(0, p)) * STEPS));
 }
 
 const show = (v) => (v === null || v === undefined ? "auto" : typeof v === "string" || Number.isInteger(v) ? String(v)
