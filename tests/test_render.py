@@ -208,3 +208,6 @@ def test_a_render_never_overwrites_what_it_reads_or_frames_it_did_not_make(tmp_p
     assert run_main(*args).returncode == 0
     assert_user_error(run_main(*args[:2], tmp_path / "b.mp4", *args[3:]), "already holds frames", "--overwrite")
     assert run_main(*args[:2], tmp_path / "b.mp4", *args[3:], "--overwrite").returncode == 0
+    # an interrupted render with frames is still offered --resume, not --overwrite (which would lose it)
+    quiet_render(small(frames=6), tmp_path / "c.mp4", checkpoint_every=2, stop_after=3, frames_dir=tmp_path / "cf")
+    assert_user_error(run_main("render", "-o", tmp_path / "c.mp4", "--frames-dir", tmp_path / "cf"), "add --resume")

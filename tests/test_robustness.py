@@ -356,6 +356,10 @@ def test_numbers_past_a_float_are_one_line_and_a_dream_never_writes_nan(tmp_path
                       "has the weight 1e39", "from -1e6 to 1e6")
     with pytest.raises(UserError, match="too large for a float"):
         load_preset("default").with_overrides(zoom="1 + n*" + "9" * 400)
+    with pytest.raises(UserError, match="too large for a float"):
+        load_preset("default").with_overrides(zoom="*".join(["99999999"] * 60)).check_expressions(None)
+    # small integers keep numpy's integer arithmetic: 1//0 is 0, as it always was
+    assert load_preset("default").with_overrides(zoom="1.5 + (1//0)").check_expressions(None) is not None
     with pytest.raises(UserError, match="cannot read size"):  # the third side was dropped
         parse_size("64x64x64")
     import zoomdream

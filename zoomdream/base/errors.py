@@ -46,6 +46,8 @@ def out_of_memory(error: BaseException) -> UserError | None:
     """A failed allocation, on the host or the GPU, as one line; None for any other error.
     torch and OpenCV say so in their own types and words (torch on the CPU: a RuntimeError
     "can't allocate memory"; OpenCV: "Insufficient memory")."""
+    if isinstance(error, UserError):  # already said, perhaps quoting a tool's "out of memory"
+        return None
     text = str(error).lower()
     words = ("can't allocate memory", "not enough memory", "out of memory", "insufficient memory")
     if not (isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError" or any(w in text for w in words)):

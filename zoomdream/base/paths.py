@@ -156,6 +156,15 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm")  # what a render writes (medi
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
+def frames_kept(frames_dir: str | os.PathLike | None, overwrite: bool) -> None:
+    """A --frames-dir that already holds frames is refused unless they may be replaced."""
+    folder = None if frames_dir is None else Path(frames_dir).expanduser()
+    held = next(folder.glob("frame_*.png"), None) if folder is not None and folder.is_dir() else None
+    if held is not None and not overwrite:
+        raise UserError(f"--frames-dir {folder} already holds frames ({held.name}…)",
+                        "add --overwrite to replace them, or choose an empty folder")
+
+
 def names_a_file(name: str | os.PathLike) -> bool:
     """Whether a preset argument is a file path rather than a shipped preset's name."""
     s = str(name)
@@ -175,9 +184,9 @@ def check_render_paths(output: str | os.PathLike, input: str | os.PathLike | Non
                        preset: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
                        frames_dir: str | os.PathLike | None = None, gif: str | os.PathLike | None = None,
                        overwrite: bool = False) -> None:
-    """Every path `render` reads or writes, before any work. An existing output is checked by
-    the render itself, which knows about resume; `overwrite` (or resume) lets the render
-    replace the --gif and the frames in --frames-dir."""
+    """Every path `render` reads or writes, before any work. An existing output (and frames in
+    --frames-dir: frames_kept) is checked by the render itself, which knows about resume;
+    `overwrite` (or resume) lets the render replace the --gif."""
     output_file(output, VIDEO_SUFFIXES, overwrite=True)
     if input is not None:
         input_file(input, "input image")
@@ -186,10 +195,6 @@ def check_render_paths(output: str | os.PathLike, input: str | os.PathLike | Non
     if weights is not None:
         input_file(weights, "weights file", "check the --weights path")
     if frames_dir is not None:
-        folder = output_folder(frames_dir, "--frames-dir")
-        held = next(folder.glob("frame_*.png"), None) if folder.is_dir() else None
-        if held is not None and not overwrite:
-            raise UserError(f"--frames-dir {folder} already holds frames ({held.name}…)",
-                            "add --overwrite to replace them, or choose an empty folder")
+        output_folder(frames_dir, "--frames-dir")
     if gif is not None:
         output_file(gif, (".gif",), overwrite=overwrite, what="--gif")

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..base.errors import UserError
-from ..base.paths import check_render_paths, file_digest, same_file
+from ..base.paths import check_render_paths, file_digest, frames_kept, same_file
 from ..base.settings import FootageOptions, RenderOptions, build, checked, declared
 from ..engine.catalog import float32_layers
 from ..engine.models import Network
@@ -81,8 +81,9 @@ class RenderJob(RenderOptions):
         """Every path and option, before any work: one line for anything that would fail later."""
         checked(RenderOptions, {k: getattr(self, k) for k in declared(RenderOptions)}, self.source)
         for what, path in ((self.INPUT, self.input), ("soundtrack", self.audio), ("weights file", self.weights)):
-            if path is not None and same_file(self.output, path):  # --overwrite would destroy what it reads
-                raise UserError(f"the output {self.output} is the {what}", "write the video to another file")
+            for written in (self.output, self.gif):  # --overwrite would destroy what it reads
+                if path is not None and written is not None and same_file(written, path):
+                    raise UserError(f"the output {written} is the {what}", "write to another file")
         check_render_paths(self.output, self.photo, None, self.weights, self.frames_dir, self.gif,
                            self.overwrite or self.resume)
         check_container(self.preset.codec, self.output)
@@ -103,6 +104,8 @@ class RenderJob(RenderOptions):
                                 "add --resume to continue it or --overwrite to restart")
             if out.exists():
                 raise UserError(f"output {out} already exists", "add --overwrite or choose another -o path")
+        # After the checks above, so that an unfinished render asks for --resume, not --overwrite.
+        frames_kept(self.frames_dir, self.overwrite or self.resume)
 
     @property
     def photo(self) -> str | Path | None:

@@ -25,7 +25,7 @@ from ..base.progress import Progress
 from ..engine.images import load_picture
 from ..engine.models import resolve_device
 from ..media.audio import seconds as audio_seconds
-from ..media.ffmpeg import tags
+from ..media.ffmpeg import check_ffmpeg, tags
 from .batch import JobSpec, Outcome, Registry, check_jobs
 from .jobs import RenderJob
 from .provenance import TAG
@@ -54,19 +54,21 @@ def check_media(specs: list[JobSpec], here: bool) -> None:
                 raise UserError(f"{s.where}: {e.problem}", e.fix) from None
 
 
-def check_finished(spec: JobSpec, overwrite: bool) -> None:
-    """A file where the job's video goes, with no render of it under way, is skipped as
+def check_finished(specs: list[JobSpec], overwrite: bool) -> None:
+    """A file where a job's video goes, with no render of it under way, is skipped as
     finished: refused here unless zoomdream wrote it, or the job would count it as done."""
-    out = Path(spec.output)
-    if overwrite or not out.exists() or state_dir(out).exists():
-        return
-    try:
-        made = TAG in tags(out)
-    except UserError:  # not a video at all
-        made = False
-    if not made:
-        raise UserError(f"{spec.where}: {out} is there and is not a video zoomdream made",
-                        "move it away, or run with --overwrite to replace it")
+    outputs = [(s, Path(s.output)) for s in specs]
+    found = [(s, out) for s, out in outputs if not overwrite and out.exists() and not state_dir(out).exists()]
+    if found:
+        check_ffmpeg()  # a missing ffmpeg is said as such, not as files it could not read
+    for s, out in found:
+        try:
+            made = TAG in tags(out)
+        except UserError:  # not a video at all
+            made = False
+        if not made:
+            raise UserError(f"{s.where}: {out} is there and is not a video zoomdream made",
+                            "move it away, or run with --overwrite to replace it")
 
 
 def run_one(spec: JobSpec, overwrite: bool = False, threads: int | None = None) -> Outcome:
@@ -117,8 +119,7 @@ def run_batch(specs: list[JobSpec], jobs: int = 1, ray: str | None = None, overw
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     check_jobs(specs)
     check_media(specs, here=ray is None)
-    for s in specs:
-        check_finished(s, overwrite)
+    check_finished(specs, overwrite)
     ray_module = connect(ray) if ray is not None else None  # an unreachable cluster fails before any job
     if overwrite:  # here, once: a job Ray runs again after a crash must resume, not start over
         _clear(specs)

@@ -96,9 +96,13 @@ class Expr:
         # Read-only views: no expression can write into the variables another one reads.
         names = {**CONSTANTS, **{k: _read_only(v) for k, v in env.items()}}
         ev = SimpleEval(operators=_OPERATORS, functions=FUNCTIONS, names=names)
-        with np.errstate(all="ignore"):  # a NaN or inf is reported with its frame, below
-            out = ev.eval(self.text, previously_parsed=self.tree)
-        return np.broadcast_to(np.asarray(out, dtype=np.float64), (frames,))
+        try:
+            with np.errstate(all="ignore"):  # a NaN or inf is reported with its frame, below
+                out = ev.eval(self.text, previously_parsed=self.tree)
+            return np.broadcast_to(np.asarray(out, dtype=np.float64), (frames,))
+        except OverflowError:  # integers multiplied past what a float holds
+            raise UserError(f"the expression {quoted(self.text)} is too large for a float",
+                            "write smaller numbers") from None
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
@@ -140,9 +144,10 @@ def parse(text: str, where: str) -> Expr:
         if isinstance(node, ast.Constant) and (isinstance(node.value, bool) or not isinstance(node.value,
                                                                                               (int, float))):
             raise UserError(f"{where}: {quoted(text)} holds {node.value!r}, not a number", "write numbers only")
-        if isinstance(node, ast.Constant):
-            # Python's integers grow without end, and float64 holds none past 1.8e308: every
-            # number is a float from here on, so arithmetic overflows to inf, reported with its frame.
+        if isinstance(node, ast.Constant) and isinstance(node.value, int) and abs(node.value) > 2**53:
+            # Python's integers grow without end and float64 holds none past 1.8e308. Small ones
+            # stay integers, as numpy divides them (1//0 is 0, -0 is 0); a large one is a float,
+            # so that arithmetic on it overflows to inf, which is reported with its frame.
             try:
                 node.value = float(node.value)
             except OverflowError:
