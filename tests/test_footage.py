@@ -10,6 +10,7 @@ import pytest
 import zoomdream
 from clips import audio_samples, camera_path, write_clip
 from conftest import assert_user_error, decoded_hashes, interrupted, run_main
+from zoomdream.base.errors import UserError
 from zoomdream.media import clip as clips
 from zoomdream.media.ffmpeg import ffmpeg_exe
 from zoomdream.engine.dream import Dreamer
@@ -104,6 +105,29 @@ def test_rotated_footage_is_read_upright(tmp_path):
     first = next(clips.read(c, 48, 64)).astype(float)
     upright = np.rot90(next(clips.read(clips.probe(flat), 64, 48)), 1).astype(float)  # 90° counter-clockwise
     assert np.abs(first - upright).mean() < 3
+
+
+def test_footage_is_read_as_it_is_shown(tmp_path):
+    # stored pixels twice as wide as tall, a GIF's rate from its delays, a song's cover
+    # picture, and a strip thinner than the smallest video: each as a player shows it
+    def make(name, *args):
+        subprocess.run([ffmpeg_exe(), "-v", "error", *args, str(tmp_path / name)], check=True)
+        return tmp_path / name
+
+    lavfi = ["-f", "lavfi", "-i"]
+    wide = clips.probe(make("sar.mp4", *lavfi, "testsrc2=size=48x64:rate=6", "-t", "1", "-vf", "setsar=2/1",
+                            "-pix_fmt", "yuv420p"))
+    assert (wide.width, wide.height) == (96, 64) and next(clips.read(wide, 96, 64)).shape == (64, 96, 3)
+    gif = clips.probe(make("g.gif", *lavfi, "testsrc2=size=64x48:rate=30", "-t", "3"))
+    assert abs(gif.fps - 30) < 0.1 and gif.frames == 90  # ffmpeg's header says 33.33
+    song = make("song.mp3", *lavfi, "sine=duration=1", *lavfi, "color=size=32x32", "-frames:v", "1", "-map", "0:a",
+                "-map", "1:v", "-c:v", "png", "-disposition:v", "attached_pic")
+    with pytest.raises(UserError, match="only sound and a cover picture"):
+        clips.probe(song)
+    strip = clips.probe(make("strip.gif", *lavfi, "testsrc2=size=128x24:rate=6", "-t", "0.5"))
+    assert strip.fitted(512, 512) == (170, 32)  # its shape, not 128×32
+    assert clips.probe(make("odd.mp4", *lavfi, "testsrc2=size=95x63:rate=6", "-t", "0.5",
+                            "-pix_fmt", "yuv444p")).fitted(512, 512) == (94, 62)  # never larger than the clip
 
 
 def _cli(clip, out, *extra):

@@ -81,7 +81,7 @@ def decode(path: Path, start: float = 0.0) -> np.ndarray:
     if r.returncode != 0 or r.stderr.strip():
         raise damaged(path, r.stderr.decode(errors="replace"), "audio")
     samples = np.frombuffer(r.stdout, np.float32)
-    if samples.size < HOP * 2:
+    if samples.size < max(HOP * 2, SAMPLE_RATE // 10):
         raise UserError(f"audio {path} is empty or shorter than a tenth of a second", "give a longer sound file")
     if not np.isfinite(samples).all() or np.abs(samples).max() < SILENT:
         raise UserError(f"audio {path} is silent", "give a sound file with something to follow")
