@@ -158,9 +158,11 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 def frames_kept(frames_dir: str | os.PathLike | None, overwrite: bool) -> None:
     """A --frames-dir that already holds frames is refused unless they may be replaced."""
-    folder = None if frames_dir is None else Path(frames_dir).expanduser()
-    held = next(folder.glob("frame_*.png"), None) if folder is not None and folder.is_dir() else None
-    if held is not None and not overwrite:
+    if frames_dir is None or overwrite:
+        return
+    folder = Path(frames_dir).expanduser()
+    held = next(folder.glob("frame_*.png"), None) if folder.is_dir() else None
+    if held is not None:
         raise UserError(f"--frames-dir {folder} already holds frames ({held.name}…)",
                         "add --overwrite to replace them, or choose an empty folder")
 

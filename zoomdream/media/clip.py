@@ -82,7 +82,8 @@ def probe(path: str | Path, start: float = 0.0, end: float | None = None) -> Cli
                         f"use a start below {duration:.2f}")
     if end is not None and end <= start:
         raise UserError(f"--end {end:g} is not after --start {start:g}", "make the end later than the start")
-    frames = _count(p, whole.stream, start, end)
+    # A GIF's header was counted already, for its rate.
+    frames = whole.frames if whole.frames and not (start or end is not None) else _count(p, whole.stream, start, end)
     if frames == 0:
         where = f" between {start:g} s and {end if end is not None else duration:g} s" if start or end else ""
         raise UserError(f"{p} has no frames{where}", "give a longer video or another --start/--end")
@@ -90,7 +91,7 @@ def probe(path: str | Path, start: float = 0.0, end: float | None = None) -> Cli
 
 
 def _header(path: str | Path) -> Clip:
-    """What ffmpeg's header of `path` says (its frame count not yet known: 0)."""
+    """What ffmpeg's header of `path` says (its frame count not yet known, 0, except a GIF's)."""
     p = input_file(path, "input video")
     if p.suffix.lower() in IMAGE_SUFFIXES and p.suffix.lower() != ".gif":
         raise UserError(f"{p} is an image, not a video", f"to zoom into a photo: zoomdream render {p} -o out.mp4")
@@ -122,15 +123,17 @@ def _header(path: str | Path) -> Clip:
     duration = int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else 0.0
     rate = re.search(r"([\d.]+)(k?) fps", video.group(0)) or re.search(r"([\d.]+)(k?) tbr", video.group(0))
     fps = float(rate.group(1)) * (1000 if rate.group(2) else 1) if rate else 0.0
+    frames = 0
     if "gif" in fmt.group(1).split(",") and duration:  # its header rounds delays of 1/100 s: 30 fps reads 33.33
-        fps = _count(p, stream, 0.0, None) / duration
+        frames = _count(p, stream, 0.0, None)
+        fps = frames / duration
     ntsc = round(fps * 1.001)
     if abs(fps * 1.001 - ntsc) < 0.01 and abs(fps - ntsc) > 0.01:  # printed 23.98: it is 24000/1001
         fps = ntsc / 1.001
     if not 1 <= fps <= 240:
         raise UserError(f"{p} plays at {fps:g} frames per second", "give a video of 1 to 240 fps (re-export it)")
     audio = re.search(r"Stream #0:\d+[^:]*: Audio: (\w+)", text)
-    return Clip(p, w, h, fps, 0, duration, audio=audio.group(1) if audio else None, stream=stream, sar=sar)
+    return Clip(p, w, h, fps, frames, duration, audio=audio.group(1) if audio else None, stream=stream, sar=sar)
 
 
 def _count(path: Path, stream: int, start: float, end: float | None) -> int:

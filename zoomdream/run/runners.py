@@ -37,19 +37,16 @@ def check_media(specs: list[JobSpec], here: bool) -> None:
     """What check_jobs cannot see without torch, before the first job starts: every photo
     decodes, every soundtrack has sound, and (`here`: not on a cluster) every device is on
     this machine."""
+    checks = {"input": load_picture, "audio": audio_seconds, **({"device": resolve_device} if here else {})}
     seen: set[tuple[str, str]] = set()
     for s in specs:
-        for kind, value in (("input", s.input), ("audio", s.audio), ("device", s.device if here else None)):
-            if value is None or (kind, str(value)) in seen:
+        for key, check in checks.items():
+            value = getattr(s, key)
+            if value is None or (key, str(value)) in seen:
                 continue
-            seen.add((kind, str(value)))
+            seen.add((key, str(value)))
             try:
-                if kind == "input":
-                    load_picture(value)
-                elif kind == "audio":
-                    audio_seconds(value)
-                else:
-                    resolve_device(value)
+                check(value)
             except UserError as e:
                 raise UserError(f"{s.where}: {e.problem}", e.fix) from None
 
@@ -57,8 +54,7 @@ def check_media(specs: list[JobSpec], here: bool) -> None:
 def check_finished(specs: list[JobSpec], overwrite: bool) -> None:
     """A file where a job's video goes, with no render of it under way, is skipped as
     finished: refused here unless zoomdream wrote it, or the job would count it as done."""
-    outputs = [(s, Path(s.output)) for s in specs]
-    found = [(s, out) for s, out in outputs if not overwrite and out.exists() and not state_dir(out).exists()]
+    found = [(s, Path(s.output)) for s in specs if _finished(Path(s.output), overwrite)]
     if found:
         check_ffmpeg()  # a missing ffmpeg is said as such, not as files it could not read
     for s, out in found:
@@ -71,12 +67,17 @@ def check_finished(specs: list[JobSpec], overwrite: bool) -> None:
                             "move it away, or run with --overwrite to replace it")
 
 
+def _finished(out: Path, overwrite: bool) -> bool:
+    """Whether a job's output stands finished: there, with no render of it under way."""
+    return not overwrite and out.exists() and not state_dir(out).exists()
+
+
 def run_one(spec: JobSpec, overwrite: bool = False, threads: int | None = None) -> Outcome:
     """Render one job to its end: skipped if finished, resumed if it has a checkpoint. Its log
     goes to the file beside its output. The same here, in a child process and on Ray."""
     out = Path(spec.output)
     sdir = state_dir(out)
-    if out.exists() and not sdir.exists() and not overwrite:  # run_batch refused files zoomdream did not make
+    if _finished(out, overwrite):  # run_batch refused files zoomdream did not make
         return Outcome(spec.name, "skipped")
     out.parent.mkdir(parents=True, exist_ok=True)
     resume = (sdir / CHECKPOINT).is_file() and not overwrite
